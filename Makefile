@@ -1,0 +1,38 @@
+# Two entry points on a fresh machine with Python 3.11+: `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: dev test lint format fake-api clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Start Dagster (webserver on http://127.0.0.1:3000 and the daemon) on the embedded SQLite default.
+dev: $(STAMP)
+	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+
+## Run the test suite (the MariaDB/MySQL half too when SPOT_PIPELINE_TEST_MYSQL_URL is set).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Serve the fake CCData API on 127.0.0.1:8765 (data) and :8766 (min-api) for offline runs.
+fake-api: $(STAMP)
+	$(BIN)/python -m spot_pipeline.fake_ccdata --data-port 8765 --min-port 8766
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""Engines for the market database: MySQL/MariaDB, or SQLite with the schema attached.
+
+Every table lives in the `market` schema and is addressed as `market.<table>` on both dialects:
+on MySQL the schema is a database; on SQLite the URL's file is attached under the schema's name
+on every new connection, so the same SQLAlchemy Core statements run unchanged on both.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+from spot_pipeline.db.schema import DEFAULT_SCHEMA
+
+MYSQL_DRIVERS = ("mysql", "mariadb")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseConfigError(ValueError):
+    """The market database URL or schema name cannot be used."""
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password masked: the only form of a URL that may reach logs or errors."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def parse_market_url(url: str) -> URL:
+    """Parse and check a market database URL, naming the fix when it is unusable."""
+    try:
+        parsed = make_url(url)
+    except Exception as error:  # SQLAlchemy raises ArgumentError for any malformed URL
+        raise DatabaseConfigError(
+            "MARKET_DB_URL is not a valid SQLAlchemy URL: use e.g. sqlite:///data/market.sqlite or "
+            "mysql+mysqlconnector://user:password@host:3306/market"
+        ) from error
+    if parsed.get_backend_name() == "sqlite":
+        return parsed
+    if parsed.get_backend_name() in MYSQL_DRIVERS:
+        if not parsed.host:
+            raise DatabaseConfigError(f"MARKET_DB_URL {safe_url(parsed)} names no host")
+        return parsed
+    raise DatabaseConfigError(
+        f"MARKET_DB_URL {safe_url(parsed)} uses an unsupported backend "
+        f"{parsed.get_backend_name()!r}: use sqlite or mysql (mysql+mysqlconnector://...)"
+    )
+
+
+def check_schema_name(schema: str) -> str:
+    """Schema names are spliced into ATTACH and CREATE DATABASE statements: allow identifiers only."""
+    if not schema.isidentifier() or not schema.isascii():
+        raise DatabaseConfigError(
+            f"MARKET_DB_SCHEMA {schema!r} is not a plain identifier: use letters, digits and _"
+        )
+    return schema
+
+
+def create_market_engine(url: str, schema: str = DEFAULT_SCHEMA) -> sa.Engine:
+    """An engine whose Core statements address `market.<table>` as `<schema>.<table>`."""
+    parsed = parse_market_url(url)
+    check_schema_name(schema)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed, schema)
+    else:
+        engine = _mysql_engine(parsed, schema)
+    if schema != DEFAULT_SCHEMA:
+        engine = engine.execution_options(schema_translate_map={DEFAULT_SCHEMA: schema})
+    return engine
+
+
+def _mysql_engine(url: URL, schema: str) -> sa.Engine:
+    # The session zone is pinned to UTC so that CURRENT_TIMESTAMP defaults and any NOW() are UTC too.
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        connect_args={"time_zone": "+00:00", "charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"},
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    return engine
+
+
+def _sqlite_engine(url: URL, schema: str) -> sa.Engine:
+    market_file = url.database or ":memory:"
+    in_memory = market_file == ":memory:"
+    if not in_memory:
+        Path(market_file).parent.mkdir(parents=True, exist_ok=True)
+    pool_args: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    engine = sa.create_engine(
+        "sqlite://", connect_args={"check_same_thread": False, "timeout": 30}, **pool_args
+    )
+
+    @event.listens_for(engine, "connect")
+    def attach_market_schema(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # pysqlite's own transaction handling defers BEGIN and commits before DDL; turning it off
+        # and emitting BEGIN below gives real transactions, which atomic swaps rely on.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("ATTACH DATABASE ? AS " + schema, (market_file,))
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not in_memory:
+            cursor.execute(f"PRAGMA {schema}.journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_transaction(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,182 @@
+"""SQL for the daily candle table: reading the universe, guarding the table's shape, writing, checking."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from spot_pipeline.db.dialect import add_days, upsert_rows
+from spot_pipeline.db.inspection import NATURAL_KEY, TableShape
+from spot_pipeline.db.schema import (
+    TRADE_TIMESTAMP_COLUMNS,
+    UtcDateTime,
+    cc_instruments_spot,
+    cc_ohlcv_spot_1d_raw,
+    spot_universe,
+)
+from spot_pipeline.timeutils import day_start
+
+MIGRATION_JOB = "migrate_ohlcv_timestamps_job"
+DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
+
+candles = cc_ohlcv_spot_1d_raw
+ONE_DAY = dt.timedelta(days=1)
+SAMPLE_ROWS = 5
+
+
+class OhlcvTableNotReady(RuntimeError):
+    """The live candle table has a shape that ingestion would write wrong values or duplicates into."""
+
+
+@dataclass(frozen=True, order=True)
+class Pair:
+    """One exchange instrument of the universe."""
+
+    exchange: str
+    exchange_instrument_id: str
+    mapped_instrument: str
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.exchange_instrument_id} ({self.mapped_instrument})"
+
+
+def require_writable(shape: TableShape) -> None:
+    """Stop before writing when upserts into this table would store wrong values or duplicates."""
+    table = f"market.{shape.name}"
+    not_datetime = [
+        column for column, family in shape.trade_timestamp_families.items() if family != "DATETIME"
+    ]
+    if not_datetime:
+        raise OhlcvTableNotReady(
+            f"{table} still stores {', '.join(not_datetime)} as "
+            f"{shape.type_family(not_datetime[0])} (legacy unix seconds): run {MIGRATION_JOB} to convert "
+            "them to DATETIME before ingesting"
+        )
+    if not shape.has_unique_key(NATURAL_KEY):
+        raise OhlcvTableNotReady(
+            f"{table} has no unique key on ({', '.join(NATURAL_KEY)}), so upserts would append duplicate "
+            f"candles: run {DEDUPLICATION_JOB} with add_unique_key: true to clean the table and add the key"
+        )
+
+
+def load_universe(connection: sa.Connection) -> list[Pair]:
+    query = sa.select(
+        spot_universe.c.exchange, spot_universe.c.exchange_instrument_id, spot_universe.c.mapped_instrument
+    ).order_by(spot_universe.c.exchange, spot_universe.c.exchange_instrument_id)
+    return [Pair(*row) for row in connection.execute(query)]
+
+
+def write_candles(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert candle rows on (datetime, exchange, symbol_unmapped) inside the caller's transaction.
+
+    Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
+    its row instead of adding a second one.
+    """
+    return upsert_rows(connection, candles, rows, NATURAL_KEY)
+
+
+def _in_window(start: dt.datetime, end: dt.datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(candles.c.datetime >= start, candles.c.datetime < end)
+
+
+def count_candles(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> int:
+    query = sa.select(sa.func.count()).select_from(candles).where(_in_window(start, end))
+    return connection.execute(query).scalar_one()
+
+
+def duplicate_keys(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime, key: Sequence[str]
+) -> int:
+    """How many keys occur more than once among the window's rows."""
+    columns = [candles.c[name] for name in key]
+    groups = (
+        sa.select(*columns)
+        .where(_in_window(start, end))
+        .group_by(*columns)
+        .having(sa.func.count() > 1)
+        .subquery()
+    )
+    return connection.execute(sa.select(sa.func.count()).select_from(groups)).scalar_one()
+
+
+def inconsistent_ohlc(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime
+) -> list[dict[str, Any]]:
+    """Rows whose prices break low <= open, close <= high or whose volumes or counts are negative."""
+    c = candles.c
+    broken = sa.or_(
+        c.low > c.open,
+        c.low > c.close,
+        c.high < c.open,
+        c.high < c.close,
+        *(c[name] < 0 for name in ("volume", "quote_volume", "total_trades")),
+    )
+    return _sample(connection, sa.and_(_in_window(start, end), broken))
+
+
+def trade_times_outside_day(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime
+) -> list[dict[str, Any]]:
+    """Rows with a trade timestamp before their candle's day or on a later day."""
+    day_end = add_days(connection, candles.c.datetime, 1)
+    outside = sa.or_(
+        *(
+            sa.or_(candles.c[column] < candles.c.datetime, candles.c[column] >= day_end)
+            for column in TRADE_TIMESTAMP_COLUMNS
+        )
+    )
+    return _sample(connection, sa.and_(_in_window(start, end), outside))
+
+
+def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple[int, list[dict[str, Any]]]:
+    """Universe pairs without a stored candle on one of `days` they had already traded by.
+
+    Returns the number of missing (pair, day) combinations and a few of them.
+    """
+    day_rows = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(day_start(day), UtcDateTime).label("day"),
+                sa.literal(day_start(day + ONE_DAY), UtcDateTime).label("day_end"),
+            )
+            for day in days
+        )
+    ).subquery("days")
+    universe, instruments = spot_universe, cc_instruments_spot
+    listed = sa.and_(
+        instruments.c.exchange_internal_name == universe.c.exchange,
+        instruments.c.mapped_instrument_symbol == universe.c.mapped_instrument,
+    )
+    stored = sa.and_(
+        candles.c.datetime == day_rows.c.day,
+        candles.c.exchange == universe.c.exchange,
+        candles.c.symbol_unmapped == universe.c.exchange_instrument_id,
+    )
+    missing = (
+        sa.select(universe.c.exchange, universe.c.exchange_instrument_id, day_rows.c.day)
+        .select_from(universe.join(day_rows, sa.true()).outerjoin(instruments, listed))
+        .where(
+            sa.or_(
+                instruments.c.first_trade_datetime.is_(None),
+                instruments.c.first_trade_datetime < day_rows.c.day_end,
+            ),
+            ~sa.exists().where(stored),
+        )
+    )
+    count = connection.execute(sa.select(sa.func.count()).select_from(missing.subquery())).scalar_one()
+    sample = missing.order_by(day_rows.c.day, universe.c.exchange, universe.c.exchange_instrument_id)
+    return count, [dict(row._mapping) for row in connection.execute(sample.limit(SAMPLE_ROWS))]
+
+
+def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    query = (
+        sa.select(candles.c.datetime, candles.c.exchange, candles.c.symbol_unmapped)
+        .where(condition)
+        .order_by(candles.c.datetime, candles.c.exchange, candles.c.symbol_unmapped)
+        .limit(SAMPLE_ROWS)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]

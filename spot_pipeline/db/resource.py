@@ -1,0 +1,93 @@
+"""The market database as a Dagster resource."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field, PrivateAttr, field_validator
+
+from spot_pipeline.db.engine import check_schema_name, create_market_engine, safe_url
+from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
+from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
+
+_engines: dict[tuple[str, str], sa.Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def shared_engine(url: str, schema: str) -> sa.Engine:
+    """One engine (and connection pool) per database per process, with the market tables created."""
+    with _engines_lock:
+        engine = _engines.get((url, schema))
+        if engine is None:
+            engine = create_market_engine(url, schema)
+            metadata.create_all(engine, checkfirst=True)
+            _engines[(url, schema)] = engine
+        return engine
+
+
+def dispose_engine(url: str, schema: str) -> None:
+    """Close the pooled connections of one database and forget its engine."""
+    with _engines_lock:
+        engine = _engines.pop((url, schema), None)
+    if engine is not None:
+        engine.dispose()
+
+
+class MarketDatabase(dg.ConfigurableResource):
+    """The database holding the `market` tables (MySQL/MariaDB, or SQLite for local runs).
+
+    Missing tables are created on first use; existing tables are never dropped or altered here.
+    """
+
+    # Checked when the engine is made, not by pydantic, whose errors would echo a password.
+    url: str = Field(description="SQLAlchemy URL of the market database (MARKET_DB_URL).")
+    schema_name: str = Field(
+        default=DEFAULT_SCHEMA,
+        description="Schema (MySQL database, SQLite attached file) that holds the tables (MARKET_DB_SCHEMA).",
+    )
+    _engine: sa.Engine | None = PrivateAttr(default=None)
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_identifier(cls, schema_name: str) -> str:
+        return check_schema_name(schema_name)
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = shared_engine(self.url, self.schema_name)
+        return self._engine
+
+    @property
+    def display_url(self) -> str:
+        """The URL with the password masked, for logs and metadata."""
+        return safe_url(self.url)
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection inside one transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    def write_lock(
+        self, table: sa.Table, wait_seconds: float = DEFAULT_WAIT_SECONDS
+    ) -> AbstractContextManager[None]:
+        """The exclusive write lock of a table (see `spot_pipeline.db.locks`)."""
+        return table_write_lock(self.engine, self.schema_name, table.name, wait_seconds)
+
+    def dispose(self) -> None:
+        """Close this database's pooled connections (the next use opens new ones)."""
+        dispose_engine(self.url, self.schema_name)
+        self._engine = None
+
+    def __repr__(self) -> str:
+        return f"MarketDatabase(url={self.display_url!r}, schema_name={self.schema_name!r})"

@@ -1,0 +1,1 @@
+"""Daily OHLCV candles: the partitioned asset, its fetching, checks, job and schedule."""

@@ -1,0 +1,131 @@
+"""`cc_ohlcv_spot_1d_raw`: daily spot candles of every universe pair, one partition per closed UTC day."""
+
+
+import os
+import time
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from spot_pipeline.ccdata import CCDataClient, ClientStats
+from spot_pipeline.db import ohlcv as ohlcv_sql
+from spot_pipeline.db.inspection import inspect_ohlcv_table
+from spot_pipeline.db.locks import OHLCV_WRITE_POOL
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candle_table
+from spot_pipeline.metadata import markdown_table, table_preview
+from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.ohlcv.checks import WINDOW_CHECK_SPECS, window_check_results
+from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
+from spot_pipeline.settings import read_setting
+from spot_pipeline.timeutils import day_start, utc_now, utc_today
+
+GROUP = "ohlcv"
+
+# Partitions end with yesterday: a day becomes a partition once it is over in UTC.
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=read_setting("OHLCV_START_DATE", os.environ), timezone="UTC", fmt="%Y-%m-%d"
+)
+
+
+class OhlcvConfig(dg.Config):
+    write_batch_rows: int = Field(
+        default=DEFAULT_BATCH_ROWS,
+        ge=100,
+        le=500_000,
+        description="Rows per write transaction; a pair's rows are never split across transactions.",
+    )
+
+
+@dg.asset(
+    name=candle_table.name,
+    group_name=GROUP,
+    kinds={"sql"},
+    partitions_def=daily_partitions,
+    # A backfill of any length is one run: each pair then costs ceil(days / 5000) requests.
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=OHLCV_WRITE_POOL,
+    deps=["spot_universe"],
+    check_specs=WINDOW_CHECK_SPECS,
+)
+def cc_ohlcv_spot_1d_raw(
+    context: dg.AssetExecutionContext, config: OhlcvConfig, ccdata: CCDataClient, market_db: MarketDatabase
+) -> dg.MaterializeResult:
+    """Daily spot candles (UTC days) of every pair in `spot_universe`, upserted into
+    `market.cc_ohlcv_spot_1d_raw` on (datetime, exchange, symbol_unmapped).
+
+    A run covers its partition range with one request per pair per 5000 days, fetched concurrently
+    under the client's rate limit. Only closed days are stored; trade timestamps are UTC DATETIME.
+    Each pair is written whole or not at all; pairs that fail are named and the run fails after the
+    others are stored, so re-running the partition fills the gap.
+    """
+    window = _run_window(context)
+    started, stats_before = time.monotonic(), ccdata.stats
+    with market_db.write_lock(candle_table):
+        with market_db.connect() as connection:
+            ohlcv_sql.require_writable(inspect_ohlcv_table(connection, market_db.schema_name))
+            pairs = ohlcv_sql.load_universe(connection)
+            rows_before = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
+        if not pairs:
+            raise dg.Failure(
+                "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
+            )
+        context.log.info(f"Fetching {len(pairs)} pairs for {window}")
+        summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
+        with market_db.connect() as connection:
+            rows_after = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
+            metadata = _run_metadata(
+                summary, rows_after - rows_before, _stats_delta(stats_before, ccdata.stats), started, window
+            )
+            metadata["preview"] = table_preview(
+                connection,
+                candle_table,
+                ["datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at"],
+                [candle_table.c.datetime.desc(), candle_table.c.exchange, candle_table.c.symbol_unmapped],
+            )
+            check_results = window_check_results(connection, window)
+    if summary.failed:
+        metadata["failed_pairs"] = markdown_table(
+            [{"pair": str(pair), "error": reason} for pair, reason in sorted(summary.failed.items())][:20],
+            ["pair", "error"],
+        )
+        raise dg.Failure(description=summary.failure_report(), metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def _run_window(context: dg.AssetExecutionContext) -> DayWindow:
+    """The run's partition range as closed days (the current UTC day is never included)."""
+    time_window = context.partition_time_window
+    window = DayWindow(time_window.start.date(), time_window.end.date()).before(utc_today())
+    if window.days == 0:
+        raise dg.Failure(f"{time_window.start.date()} is not a closed UTC day yet: nothing to ingest")
+    return window
+
+
+def _stats_delta(before: ClientStats, after: ClientStats) -> ClientStats:
+    return ClientStats(
+        requests=after.requests - before.requests,
+        retries=after.retries - before.retries,
+        rate_limited=after.rate_limited - before.rate_limited,
+        errors=after.errors - before.errors,
+    )
+
+
+def _run_metadata(
+    summary: IngestionSummary, rows_inserted: int, stats: ClientStats, started: float, window: DayWindow
+) -> dict[str, Any]:
+    return {
+        "window": str(window),
+        "pairs_ok": summary.pairs_ok,
+        "pairs_empty": summary.pairs_empty,
+        "pairs_failed": len(summary.failed),
+        "rows_written": summary.rows_written,
+        "rows_inserted": rows_inserted,
+        "rows_updated": summary.rows_written - rows_inserted,
+        "dagster/row_count": summary.rows_written,
+        "api_requests": stats.requests,
+        "api_retries": stats.retries,
+        "api_rate_limited": stats.rate_limited,
+        "duration_seconds": round(time.monotonic() - started, 2),
+    }

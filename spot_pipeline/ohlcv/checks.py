@@ -1,0 +1,92 @@
+"""Checks on the candles a run wrote, evaluated over the run's own window in the same step."""
+
+
+import datetime as dt
+
+import dagster as dg
+import sqlalchemy as sa
+
+from spot_pipeline.db import ohlcv as ohlcv_sql
+from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY
+from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
+from spot_pipeline.metadata import markdown_table
+from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.timeutils import day_start
+
+ASSET = cc_ohlcv_spot_1d_raw.name
+# Completeness looks at the latest days of a window only: a multi-year backfill would otherwise
+# cross every pair with every day.
+COMPLETENESS_DAYS = 31
+
+NO_DUPLICATE_KEYS = "no_duplicate_keys"
+OHLC_CONSISTENT = "ohlc_consistent"
+TRADE_TIMES_INSIDE_DAY = "trade_timestamps_inside_day"
+COMPLETE_AGAINST_UNIVERSE = "complete_against_universe"
+
+WINDOW_CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        NO_DUPLICATE_KEYS,
+        asset=ASSET,
+        description="No two rows share (datetime, exchange, symbol_unmapped) or (datetime, exchange, symbol) "
+        "within the run's window.",
+    ),
+    dg.AssetCheckSpec(
+        OHLC_CONSISTENT,
+        asset=ASSET,
+        description="low <= open, close <= high, and volumes and trade counts are not negative.",
+    ),
+    dg.AssetCheckSpec(
+        TRADE_TIMES_INSIDE_DAY,
+        asset=ASSET,
+        description="Every trade timestamp falls inside its candle's UTC day.",
+    ),
+    dg.AssetCheckSpec(
+        COMPLETE_AGAINST_UNIVERSE,
+        asset=ASSET,
+        description=f"Every universe pair has a candle for each of the window's last {COMPLETENESS_DAYS} "
+        "days on which it had already started trading (warning only: exchanges have outages).",
+    ),
+]
+
+
+def window_check_results(connection: sa.Connection, window: DayWindow) -> list[dg.AssetCheckResult]:
+    start, end = day_start(window.start), day_start(window.end)
+    duplicates = {
+        "_".join(key[2:]): ohlcv_sql.duplicate_keys(connection, start, end, key)
+        for key in (NATURAL_KEY, MAPPED_KEY)
+    }
+    inconsistent = ohlcv_sql.inconsistent_ohlc(connection, start, end)
+    outside = ohlcv_sql.trade_times_outside_day(connection, start, end)
+    recent_days = [
+        window.end - dt.timedelta(days=n) for n in range(min(window.days, COMPLETENESS_DAYS), 0, -1)
+    ]
+    missing, missing_sample = ohlcv_sql.missing_candles(connection, recent_days)
+    return [
+        dg.AssetCheckResult(
+            check_name=NO_DUPLICATE_KEYS,
+            passed=not any(duplicates.values()),
+            metadata={f"duplicate_keys_by_{name}": count for name, count in duplicates.items()},
+        ),
+        _sampled_result(OHLC_CONSISTENT, inconsistent),
+        _sampled_result(TRADE_TIMES_INSIDE_DAY, outside),
+        dg.AssetCheckResult(
+            check_name=COMPLETE_AGAINST_UNIVERSE,
+            passed=missing == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "missing_pair_days": missing,
+                "examples": markdown_table(missing_sample, ["day", "exchange", "exchange_instrument_id"]),
+            },
+        ),
+    ]
+
+
+def _sampled_result(check_name: str, offending: list[dict[str, object]]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=not offending,
+        metadata={
+            "offending_rows_sampled": len(offending),
+            "examples": markdown_table(offending, ["datetime", "exchange", "symbol_unmapped"]),
+        },
+    )

@@ -1,0 +1,68 @@
+"""Fetch the candles of many pairs at once: a bounded worker pool sharing the client's rate limiter."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from itertools import islice
+
+from spot_pipeline.ccdata import CCDataClient, CCDataError
+from spot_pipeline.db.ohlcv import Pair
+from spot_pipeline.ohlcv.candles import DayWindow, Row, candle_rows, plan_requests
+from spot_pipeline.payload import PayloadValueError
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """The rows fetched for one pair, or why the pair failed (after the client's own retries)."""
+
+    pair: Pair
+    rows: list[Row]
+    error: str | None = None
+
+
+def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at: dt.datetime) -> PairResult:
+    """All candles of one pair in the window: ceil(days / 5000) requests."""
+    try:
+        candles = [
+            candle
+            for request in plan_requests(window)
+            for candle in client.historical_days(
+                pair.exchange, pair.exchange_instrument_id, limit=request.limit, to_ts=request.to_ts
+            )
+        ]
+        return PairResult(pair, candle_rows(candles, pair, window, collected_at))
+    except (CCDataError, PayloadValueError) as error:
+        return PairResult(pair, [], f"{type(error).__name__}: {error}")
+
+
+def fetch_pairs(
+    client: CCDataClient, pairs: Iterable[Pair], window: DayWindow, collected_at: dt.datetime
+) -> Iterator[PairResult]:
+    """Yield each pair's result as soon as it is fetched, `client.max_concurrency` at a time.
+
+    Every worker goes through the client's rate limiter, so the pool as a whole stays under the
+    configured calls per second. At most twice the pool size of results wait to be consumed, which
+    bounds memory however many pairs there are.
+    """
+    workers = client.max_concurrency
+    yield from _bounded_map(
+        lambda pair: fetch_pair(client, pair, window, collected_at), pairs, workers, max_pending=2 * workers
+    )
+
+
+def _bounded_map(
+    function: Callable[[Pair], PairResult], items: Iterable[Pair], workers: int, max_pending: int
+) -> Iterator[PairResult]:
+    remaining = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ohlcv-fetch") as pool:
+        pending: set[Future[PairResult]] = {
+            pool.submit(function, item) for item in islice(remaining, max_pending)
+        }
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+            pending |= {pool.submit(function, item) for item in islice(remaining, len(done))}

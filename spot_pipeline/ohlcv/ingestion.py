@@ -1,0 +1,99 @@
+"""Ingest a window of closed days for every pair: fetch concurrently, write in bounded transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.ohlcv import Pair, write_candles
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
+
+DEFAULT_BATCH_ROWS = 20_000
+
+
+@dataclass
+class IngestionSummary:
+    pairs_ok: int = 0
+    pairs_empty: int = 0
+    rows_written: int = 0
+    failed: dict[Pair, str] = field(default_factory=dict)
+
+    def failure_report(self) -> str:
+        lines = [f"{len(self.failed)} pair(s) failed; re-run the partition(s) to fill them:"]
+        lines += [f"- {pair}: {reason}" for pair, reason in sorted(self.failed.items())]
+        return "\n".join(lines)
+
+
+class CandleWriter:
+    """Writes complete pairs in transactions of about `batch_rows` rows.
+
+    A pair's rows always go into a single transaction, so a pair is stored whole or not at all. If a
+    batch hits a constraint conflict, its pairs are retried one by one so that only the offending
+    pair fails.
+    """
+
+    def __init__(self, market_db: MarketDatabase, summary: IngestionSummary, batch_rows: int) -> None:
+        self._market_db = market_db
+        self._summary = summary
+        self._batch_rows = batch_rows
+        self._buffer: list[PairResult] = []
+        self._buffered_rows = 0
+
+    def add(self, result: PairResult) -> None:
+        if result.error is not None:
+            self._summary.failed[result.pair] = result.error
+        elif not result.rows:
+            self._summary.pairs_empty += 1
+        else:
+            self._buffer.append(result)
+            self._buffered_rows += len(result.rows)
+            if self._buffered_rows >= self._batch_rows:
+                self.flush()
+
+    def flush(self) -> None:
+        batch, self._buffer, self._buffered_rows = self._buffer, [], 0
+        if not batch:
+            return
+        try:
+            self._write(batch)
+        except sa.exc.IntegrityError:
+            for result in batch:
+                self._write_alone(result)
+
+    def _write(self, batch: list[PairResult]) -> None:
+        with self._market_db.begin() as connection:
+            write_candles(connection, [row for result in batch for row in result.rows])
+        self._summary.pairs_ok += len(batch)
+        self._summary.rows_written += sum(len(result.rows) for result in batch)
+
+    def _write_alone(self, result: PairResult) -> None:
+        try:
+            self._write([result])
+        except sa.exc.IntegrityError as error:
+            self._summary.failed[result.pair] = (
+                f"conflicts with a stored candle of another instrument ({error.orig}); "
+                "inspect the rows of this exchange and symbol"
+            )
+
+
+def ingest_window(
+    client: CCDataClient,
+    market_db: MarketDatabase,
+    pairs: Iterable[Pair],
+    window: DayWindow,
+    collected_at: dt.datetime,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> IngestionSummary:
+    """Fetch and store every pair's candles for the window; failed pairs are reported, not raised."""
+    summary = IngestionSummary()
+    writer = CandleWriter(market_db, summary, batch_rows)
+    for result in fetch_pairs(client, pairs, window, collected_at):
+        writer.add(result)
+    writer.flush()
+    return summary

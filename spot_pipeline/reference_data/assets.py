@@ -1,0 +1,185 @@
+"""Reference data from CCData: exchanges with their grades, spot instruments, assets and volumes."""
+
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field, field_validator
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db import schema
+from spot_pipeline.db.dialect import upsert_rows
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.metadata import row_count, table_preview
+from spot_pipeline.reference_data import parsing
+from spot_pipeline.timeutils import utc_day_start, utc_now
+
+GROUP = "reference_data"
+INSTRUMENT_STATUSES = (
+    "ACTIVE",
+    "IGNORED",
+    "RETIRED",
+    "EXPIRED",
+    "READY_FOR_DECOMMISSIONING",
+    "RETIRED_UNMAPPED",
+)
+KEEP_ON_UPDATE = ("created_at",)
+
+
+def write_reference_rows(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    key_columns: Sequence[str],
+    preview_columns: Sequence[str],
+) -> dict[str, Any]:
+    """Upsert `rows` on the table's natural key and describe the result as asset metadata."""
+    written = upsert_rows(connection, table, rows, key_columns, keep_on_update=KEEP_ON_UPDATE)
+    order = [table.c.updated_at.desc(), *(table.c[name] for name in key_columns)]
+    return {
+        "rows_upserted": written,
+        "dagster/row_count": row_count(connection, table),
+        "preview": table_preview(connection, table, preview_columns, order),
+    }
+
+
+@dg.asset(group_name=GROUP, kinds={"sql"})
+def cc_exchanges_general(ccdata: CCDataClient, market_db: MarketDatabase) -> dg.MaterializeResult:
+    """Every exchange CCData lists, with its grade (AA best, then A, BB, B, C, D, E).
+
+    Source: min-api `/data/exchanges/general`. Upserted on `internal_name`; the grade decides which
+    exchanges enter the spot universe.
+    """
+    rows = parsing.exchange_rows(ccdata.exchanges_general(), utc_now())
+    with market_db.begin() as connection:
+        metadata = write_reference_rows(
+            connection,
+            schema.cc_exchanges_general,
+            rows,
+            ["internal_name"],
+            ["internal_name", "name", "grade", "grade_points", "country"],
+        )
+    graded = sum(1 for row in rows if row["grade"])
+    return dg.MaterializeResult(metadata={**metadata, "graded_exchanges": graded})
+
+
+class InstrumentsConfig(dg.Config):
+    instrument_statuses: list[str] = Field(
+        default=list(INSTRUMENT_STATUSES),
+        description="Instrument statuses to fetch, one request each; sent explicitly because the API's "
+        "default has changed between versions.",
+    )
+    markets: list[str] = Field(
+        default=[],
+        description="data-api market keys (lowercase, e.g. kraken) to fetch; empty fetches every market.",
+    )
+
+    @field_validator("instrument_statuses")
+    @classmethod
+    def _known_statuses(cls, statuses: list[str]) -> list[str]:
+        unknown = sorted(set(statuses) - set(INSTRUMENT_STATUSES))
+        if unknown or not statuses:
+            raise ValueError(
+                f"instrument_statuses must be a non-empty list drawn from {list(INSTRUMENT_STATUSES)}; "
+                f"unknown: {unknown}"
+            )
+        return statuses
+
+
+@dg.asset(group_name=GROUP, kinds={"sql"})
+def cc_instruments_spot(
+    config: InstrumentsConfig, ccdata: CCDataClient, market_db: MarketDatabase
+) -> dg.MaterializeResult:
+    """Spot instruments of every exchange: the exchange's own id, the mapped BASE-QUOTE symbol,
+    base and quote asset ids, and the instrument's status.
+
+    Source: data-api `/spot/v1/markets/instruments`, one request per status. Upserted on
+    (exchange_internal_name, mapped_instrument_symbol); `exchange_internal_name` holds the
+    data-api market key (lowercase).
+    """
+    now = utc_now()
+    markets = config.markets or None
+    rows = [
+        row
+        for status in config.instrument_statuses
+        for row in parsing.instrument_rows(ccdata.spot_instruments(status, markets), now)
+    ]
+    with market_db.begin() as connection:
+        metadata = write_reference_rows(
+            connection,
+            schema.cc_instruments_spot,
+            rows,
+            ["exchange_internal_name", "mapped_instrument_symbol"],
+            [
+                "exchange_internal_name",
+                "mapped_instrument_symbol",
+                "exchange_instrument_symbol_raw",
+                "instrument_status_on_exchange",
+                "base_asset_id",
+                "quote_asset_id",
+            ],
+        )
+    per_status = Counter(str(row["instrument_status_on_exchange"]) for row in rows)
+    markets = len({row["exchange_internal_name"] for row in rows})
+    status_counts = {f"instruments_{status.lower()}": count for status, count in sorted(per_status.items())}
+    return dg.MaterializeResult(metadata={**metadata, "markets": markets, **status_counts})
+
+
+class TopListConfig(dg.Config):
+    top_list_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="How many assets of the volume-ranked top list to store (pages of 100).",
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "cc_assets",
+            group_name=GROUP,
+            kinds={"sql"},
+            description="Assets from CCData's volume-ranked top list, keyed by asset id (symbols are not "
+            "unique across assets). Source: data-api `/asset/v1/top/list`.",
+        ),
+        dg.AssetSpec(
+            "cc_asset_market_data",
+            group_name=GROUP,
+            kinds={"sql"},
+            description="A dated (00:00 UTC) snapshot per asset of price, market caps and moving 24h / 7d "
+            "/ 30d spot quote volumes, from the same top list. The universe ranks assets by their latest "
+            "snapshot's 30-day volume.",
+        ),
+    ]
+)
+def asset_top_list(
+    config: TopListConfig, ccdata: CCDataClient, market_db: MarketDatabase
+) -> tuple[dg.MaterializeResult, dg.MaterializeResult]:
+    """Fetch the asset top list once and store the assets and today's volume snapshot together."""
+    now = utc_now()
+    items = ccdata.top_list(limit=config.top_list_size, sort_by="SPOT_MOVING_30_DAY_QUOTE_VOLUME_USD")
+    with market_db.begin() as connection:
+        assets = write_reference_rows(
+            connection,
+            schema.cc_assets,
+            parsing.asset_rows(items, now),
+            ["asset_id"],
+            ["asset_id", "symbol", "name", "asset_type"],
+        )
+        snapshots = write_reference_rows(
+            connection,
+            schema.cc_asset_market_data,
+            parsing.asset_market_data_rows(items, utc_day_start(now), now),
+            ["asset_id", "snapshot_ts"],
+            ["asset_id", "snapshot_ts", "price_usd", "spot_moving_30_day_quote_volume_usd"],
+        )
+    return (
+        dg.MaterializeResult(asset_key="cc_assets", metadata=assets),
+        dg.MaterializeResult(
+            asset_key="cc_asset_market_data", metadata={**snapshots, "snapshot_ts": str(utc_day_start(now))}
+        ),
+    )

@@ -1,0 +1,47 @@
+"""Checks that guard the reference tables the universe is computed from."""
+
+
+import datetime as dt
+
+import dagster as dg
+import sqlalchemy as sa
+
+from spot_pipeline.db import schema
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.timeutils import utc_now
+from spot_pipeline.universe.selection import GRADE_SCALE
+
+MAX_SNAPSHOT_AGE = dt.timedelta(days=2)
+
+
+@dg.asset_check(asset="cc_exchanges_general", blocking=True)
+def exchanges_have_grades(market_db: MarketDatabase) -> dg.AssetCheckResult:
+    """At least one exchange carries a known grade; without grades the universe would be empty."""
+    grade = sa.func.upper(sa.func.trim(schema.cc_exchanges_general.c.grade))
+    query = (
+        sa.select(grade.label("grade"), sa.func.count().label("exchanges"))
+        .where(grade.in_(GRADE_SCALE))
+        .group_by(grade)
+    )
+    with market_db.connect() as connection:
+        per_grade = {row.grade: row.exchanges for row in connection.execute(query)}
+    return dg.AssetCheckResult(
+        passed=bool(per_grade),
+        metadata={f"grade_{grade}": per_grade.get(grade, 0) for grade in GRADE_SCALE},
+    )
+
+
+@dg.asset_check(asset="cc_asset_market_data", blocking=True)
+def asset_volume_snapshot_is_recent(market_db: MarketDatabase) -> dg.AssetCheckResult:
+    """The newest volume snapshot is at most two days old, so the top-asset ranking is current."""
+    table = schema.cc_asset_market_data
+    with market_db.connect() as connection:
+        latest = connection.execute(sa.select(sa.func.max(table.c.snapshot_ts))).scalar_one()
+    age = None if latest is None else utc_now() - latest
+    return dg.AssetCheckResult(
+        passed=age is not None and age <= MAX_SNAPSHOT_AGE,
+        metadata={
+            "latest_snapshot_ts": str(latest),
+            "age_hours": None if age is None else round(age.total_seconds() / 3600, 1),
+        },
+    )

@@ -1,0 +1,140 @@
+"""Configuration from environment variables, validated when the definitions load.
+
+Secrets and URLs reach the resources as `dg.EnvVar`, so the Dagster UI shows the variable's name
+and never its value; tuning numbers are validated here and passed as plain values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dagster as dg
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.engine import check_schema_name, parse_market_url
+from spot_pipeline.db.resource import MarketDatabase
+
+DEFAULT_DB_FILE = Path("data") / "market.sqlite"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http(s) URL such as https://data-api.coindesk.com")
+    return value.rstrip("/")
+
+
+def _number(value: str, kind: type[int] | type[float], minimum: float, wanted: str) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"expected {wanted}") from None
+    if number < minimum or (kind is float and number <= 0):
+        raise ValueError(f"expected {wanted}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    return _number(value, float, 0, "a number greater than 0")
+
+
+def _positive_int(value: str) -> int:
+    return _number(value, int, 1, "a whole number of at least 1")
+
+
+def _non_negative_int(value: str) -> int:
+    return _number(value, int, 0, "a whole number of at least 0")
+
+
+def _iso_date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError("expected a date as YYYY-MM-DD") from None
+
+
+def _market_db_url(value: str) -> str:
+    parse_market_url(value)
+    return value
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    secret: bool = False
+
+
+SETTINGS = {
+    setting.name: setting
+    for setting in (
+        EnvSetting("CCDATA_API_KEY", None, str, secret=True),
+        EnvSetting("CCDATA_DATA_API_URL", "https://data-api.coindesk.com", _http_url),
+        EnvSetting("CCDATA_MIN_API_URL", "https://min-api.cryptocompare.com", _http_url),
+        EnvSetting("MARKET_DB_URL", None, _market_db_url, secret=True),
+        EnvSetting("MARKET_DB_SCHEMA", "market", check_schema_name),
+        EnvSetting("CCDATA_CALLS_PER_SECOND", "20", _positive_float),
+        EnvSetting("CCDATA_MAX_CONCURRENCY", "8", _positive_int),
+        EnvSetting("CCDATA_TIMEOUT_SECONDS", "30", _positive_float),
+        EnvSetting("CCDATA_MAX_RETRIES", "5", _non_negative_int),
+        EnvSetting("OHLCV_START_DATE", "2017-01-01", _iso_date),
+        EnvSetting("OHLCV_REVISION_DAYS", "3", _non_negative_int),
+    )
+}
+
+
+def read_setting(name: str, environ: Mapping[str, str]) -> Any:
+    """The parsed value of one setting (its default when unset), or a SettingsError naming it."""
+    setting = SETTINGS[name]
+    raw = environ.get(name) or setting.default
+    if raw is None:
+        return None
+    try:
+        return setting.parse(raw.strip())
+    except ValueError as error:  # DatabaseConfigError included: its message masks passwords
+        shown = "" if setting.secret else f"={raw!r}"
+        raise SettingsError(f"Environment variable {name}{shown} is invalid: {error}") from None
+
+
+def default_market_db_url() -> str:
+    """The embedded default: an SQLite file in ./data, absolute so every Dagster process agrees."""
+    return f"sqlite:///{(Path.cwd() / DEFAULT_DB_FILE).resolve()}"
+
+
+def _from_env(name: str, environ: Mapping[str, str]) -> Any:
+    """`dg.EnvVar(name)` when the variable is set (after validating it), else the default value."""
+    value = read_setting(name, environ)
+    return dg.EnvVar(name) if environ.get(name) else value
+
+
+def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources every asset and job uses, configured from the environment."""
+    environ = os.environ if environ is None else environ
+    for name in SETTINGS:
+        read_setting(name, environ)
+    return {
+        "ccdata": CCDataClient(
+            api_key=dg.EnvVar("CCDATA_API_KEY") if environ.get("CCDATA_API_KEY") else None,
+            data_api_url=_from_env("CCDATA_DATA_API_URL", environ),
+            min_api_url=_from_env("CCDATA_MIN_API_URL", environ),
+            calls_per_second=read_setting("CCDATA_CALLS_PER_SECOND", environ),
+            max_concurrency=read_setting("CCDATA_MAX_CONCURRENCY", environ),
+            timeout_seconds=read_setting("CCDATA_TIMEOUT_SECONDS", environ),
+            max_retries=read_setting("CCDATA_MAX_RETRIES", environ),
+        ),
+        "market_db": MarketDatabase(
+            url=dg.EnvVar("MARKET_DB_URL") if environ.get("MARKET_DB_URL") else default_market_db_url(),
+            schema_name=read_setting("MARKET_DB_SCHEMA", environ),
+        ),
+    }

@@ -1,0 +1,66 @@
+"""The spot universe: which (exchange, instrument) pairs to ingest, derived from the database only."""
+
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from spot_pipeline.db import schema
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.metadata import markdown_table, row_count
+from spot_pipeline.timeutils import utc_now
+from spot_pipeline.universe import selection
+
+GROUP = "universe"
+
+
+class UniverseConfig(dg.Config):
+    min_grade: str = Field(
+        default="BB",
+        description="Worst exchange grade admitted (best first: AA, A, BB, B, C, D, E, F).",
+    )
+    top_assets: int = Field(
+        default=50, ge=1, le=10_000, description="How many base assets to take, by 30-day spot quote volume."
+    )
+    quote_assets: list[str] = Field(
+        default=[], description="Quote asset symbols to keep (e.g. [USD, USDT]); empty keeps every quote."
+    )
+
+    @field_validator("min_grade")
+    @classmethod
+    def _known_grade(cls, min_grade: str) -> str:
+        selection.qualifying_grades(min_grade)
+        return min_grade.strip().upper()
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    deps=["cc_exchanges_general", "cc_instruments_spot", "cc_assets", "cc_asset_market_data"],
+)
+def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.MaterializeResult:
+    """The exchange instruments to ingest, one row each, computed in SQL from the reference tables
+    with no API call: ACTIVE instruments on exchanges graded BB or better (configurable), whose
+    base asset is among the top N assets by their latest 30-day spot quote volume.
+
+    Stored in `market.spot_universe`, replaced as a whole in one transaction.
+    """
+    query = selection.universe_query(config.min_grade, config.top_assets, config.quote_assets, utc_now())
+    with market_db.begin() as connection:
+        selection.replace_universe(connection, query)
+        pairs = row_count(connection, schema.spot_universe)
+        per_exchange = selection.pairs_per_exchange(connection)
+        unmatched = selection.unmatched_graded_exchanges(connection, config.min_grade)
+        top_assets = selection.selected_top_assets(connection, config.top_assets)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": pairs,
+            "exchanges": len(per_exchange),
+            "pairs_per_exchange": markdown_table(per_exchange, ["exchange", "exchange_grade", "pairs"]),
+            "graded_exchanges_without_market": dg.MetadataValue.json(unmatched),
+            "top_assets": markdown_table(
+                top_assets[:10], ["asset_rank", "asset_id", "symbol", "volume_30d_usd"]
+            ),
+            "min_grade": config.min_grade,
+            "quote_assets": dg.MetadataValue.json(config.quote_assets),
+        }
+    )

@@ -1,0 +1,50 @@
+"""Run the project's assets the way Dagster does, against the fake API and a test database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.ohlcv.assets import OhlcvConfig, cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_general, cc_instruments_spot
+from spot_pipeline.universe.assets import UniverseConfig, spot_universe
+
+REFERENCE_ASSETS = [cc_exchanges_general, cc_instruments_spot, asset_top_list]
+
+
+def materialize_reference_and_universe(
+    ccdata: CCDataClient, market_db: MarketDatabase, **universe_config: Any
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*REFERENCE_ASSETS, spot_universe],
+        resources={"ccdata": ccdata, "market_db": market_db},
+        run_config=dg.RunConfig({"spot_universe": UniverseConfig(**universe_config)}),
+    )
+
+
+def materialize_candles(
+    ccdata: CCDataClient, market_db: MarketDatabase, first: dt.date, last: dt.date, **config: Any
+) -> dg.ExecuteInProcessResult:
+    """One run over the partitions first..last (inclusive), as a backfill or the schedule launches it."""
+    return dg.materialize(
+        [cc_ohlcv_spot_1d_raw],
+        resources={"ccdata": ccdata, "market_db": market_db},
+        tags={PARTITION_RANGE_START_TAG: first.isoformat(), PARTITION_RANGE_END_TAG: last.isoformat()},
+        run_config=dg.RunConfig({"cc_ohlcv_spot_1d_raw": OhlcvConfig(**config)}),
+        raise_on_error=False,
+    )
+
+
+def candle_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    """The metadata of the run's materialization, or of its failure."""
+    materializations = result.asset_materializations_for_node("cc_ohlcv_spot_1d_raw")
+    if materializations:
+        return {key: value.value for key, value in materializations[0].metadata.items()}
+    failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw")
+    assert failure is not None and failure.user_failure_data is not None
+    return {key: value.value for key, value in failure.user_failure_data.metadata.items()}

@@ -1,0 +1,274 @@
+"""Daily candle ingestion end to end: fake API -> partitioned asset -> SQLite / MariaDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
+from spot_pipeline.fake_ccdata import FakeCCDataServer
+from spot_pipeline.ohlcv.candles import DayWindow, candle_rows, plan_requests
+from spot_pipeline.db.ohlcv import Pair
+from spot_pipeline.timeutils import utc_today
+from spot_pipeline_tests.pipeline import (
+    candle_metadata,
+    materialize_candles,
+    materialize_reference_and_universe,
+)
+
+HISTORY_PATH = "/spot/v1/historical/days"
+YESTERDAY = utc_today() - dt.timedelta(days=1)
+table = cc_ohlcv_spot_1d_raw
+
+
+@pytest.fixture
+def universe(ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer) -> list[Pair]:
+    assert materialize_reference_and_universe(ccdata, market_db).success
+    fake_api.reset_log()
+    with market_db.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                spot_universe.c.exchange,
+                spot_universe.c.exchange_instrument_id,
+                spot_universe.c.mapped_instrument,
+            )
+        )
+        return [Pair(*row) for row in rows]
+
+
+def stored(market_db: MarketDatabase) -> dict[tuple[str, str, dt.datetime], dict[str, object]]:
+    with market_db.connect() as connection:
+        rows = connection.execute(sa.select(table)).mappings()
+        return {(row["exchange"], row["symbol_unmapped"], row["datetime"]): dict(row) for row in rows}
+
+
+def served_candles(
+    fake_api: FakeCCDataServer, pair: Pair, last_day: dt.date, days: int
+) -> list[dict[str, object]]:
+    """What the API serves for a pair, fetched without the project's client."""
+    to_ts = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp())
+    response = requests.get(
+        f"{fake_api.data_api_url}{HISTORY_PATH}",
+        params={
+            "market": pair.exchange,
+            "instrument": pair.exchange_instrument_id,
+            "limit": days,
+            "to_ts": to_ts,
+        },
+        timeout=10,
+    )
+    return response.json()["Data"]
+
+
+def utc(seconds: object) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(int(seconds), dt.UTC).replace(tzinfo=None)
+
+
+# --- request planning (pure) ---
+
+
+@pytest.mark.parametrize(
+    ("days", "expected_limits"),
+    [(1, [1]), (30, [30]), (5000, [5000]), (5001, [5000, 1]), (12_000, [5000, 5000, 2000])],
+)
+def test_requests_cover_the_window_in_ceil_days_over_5000_calls(
+    days: int, expected_limits: list[int]
+) -> None:
+    window = DayWindow(dt.date(1990, 1, 1), dt.date(1990, 1, 1) + dt.timedelta(days=days))
+    requests_ = plan_requests(window)
+    assert [request.limit for request in requests_] == expected_limits
+    covered = set()
+    for request in requests_:
+        last = dt.datetime.fromtimestamp(request.to_ts, dt.UTC).date()
+        covered |= {last - dt.timedelta(days=n) for n in range(request.limit)}
+    assert covered == {window.start + dt.timedelta(days=n) for n in range(days)}
+    assert requests_[0].to_ts % 86_400 == 0
+
+
+def test_boundary_current_day_and_placeholder_candles_are_dropped() -> None:
+    pair = Pair("kraken", "XXBTZUSD", "BTC-USD")
+    window = DayWindow(dt.date(2026, 1, 2), dt.date(2026, 1, 4))
+
+    def candle(day: int, price: float) -> dict[str, object]:
+        start = int(dt.datetime(2026, 1, day, tzinfo=dt.UTC).timestamp())
+        return {"TIMESTAMP": start, "OPEN": price, "HIGH": price, "LOW": price, "CLOSE": price}
+
+    candles = [candle(1, 5), candle(2, 0), candle(3, 7), candle(4, 8), candle(3, 9)]
+    rows = candle_rows(candles, pair, window, dt.datetime(2026, 1, 5))
+    assert [(row["datetime"].day, row["close"]) for row in rows] == [(3, 9)]
+    assert all(row[column] is None for column in TRADE_TIMESTAMP_COLUMNS for row in rows)
+
+
+# --- the asset against the fake API ---
+
+
+def test_backfill_stores_exactly_the_served_candles_with_one_request_per_pair(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    first = YESTERDAY - dt.timedelta(days=59)
+    result = materialize_candles(ccdata, market_db, first, YESTERDAY)
+    assert result.success
+    assert fake_api.request_count(HISTORY_PATH) == len(universe)
+
+    expected = {}
+    for pair in universe:
+        for candle in served_candles(fake_api, pair, YESTERDAY, 60):
+            if any(candle[price] for price in ("OPEN", "HIGH", "LOW", "CLOSE")):
+                expected[(candle["MARKET"], candle["INSTRUMENT"], utc(candle["TIMESTAMP"]))] = candle
+    rows = stored(market_db)
+    assert rows.keys() == expected.keys()
+    for key, candle in expected.items():
+        row = rows[key]
+        assert row["symbol"] == candle["MAPPED_INSTRUMENT"]
+        assert (row["open"], row["high"], row["low"], row["close"]) == (
+            candle["OPEN"],
+            candle["HIGH"],
+            candle["LOW"],
+            candle["CLOSE"],
+        )
+        assert row["volume"] == candle["VOLUME"] and row["total_trades"] == candle["TOTAL_TRADES"]
+        for column in TRADE_TIMESTAMP_COLUMNS:
+            assert row[column] == utc(candle.get(column.upper())), (key, column)
+    assert any(row["first_trade_timestamp"] is None for row in rows.values()), (
+        "no day without trades was served"
+    )
+
+    metadata = candle_metadata(result)
+    assert metadata["pairs_failed"] == 0 and metadata["api_requests"] == len(universe)
+    assert metadata["rows_inserted"] == len(expected) and metadata["rows_updated"] == 0
+
+
+def test_rerun_changes_only_collected_at(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    first = YESTERDAY - dt.timedelta(days=6)
+    assert materialize_candles(ccdata, market_db, first, YESTERDAY).success
+    before = stored(market_db)
+    result = materialize_candles(ccdata, market_db, first, YESTERDAY)
+    after = stored(market_db)
+    assert after.keys() == before.keys()
+    for key, row in after.items():
+        assert {**row, "collected_at": None} == {**before[key], "collected_at": None}
+    metadata = candle_metadata(result)
+    assert metadata["rows_inserted"] == 0 and metadata["rows_updated"] == len(after)
+
+
+def test_failed_pair_leaves_no_rows_and_names_itself_while_others_are_stored(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    victim = universe[0]
+    market = fake_api.dataset.market(victim.exchange)
+    removed = market.find_instrument(victim.exchange_instrument_id)
+    market.remove_instrument(victim.exchange_instrument_id)
+    first = YESTERDAY - dt.timedelta(days=2)
+
+    result = materialize_candles(ccdata, market_db, first, YESTERDAY)
+    assert not result.success
+    failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw").user_failure_data
+    assert str(victim) in failure.description
+    rows = stored(market_db)
+    assert not [key for key in rows if key[:2] == (victim.exchange, victim.exchange_instrument_id)]
+    assert {key[:2] for key in rows} >= {(p.exchange, p.exchange_instrument_id) for p in universe[1:3]}
+    assert candle_metadata(result)["pairs_failed"] == 1
+
+    market.instruments.append(removed)
+    assert materialize_candles(ccdata, market_db, first, YESTERDAY).success
+    assert [key for key in stored(market_db) if key[:2] == (victim.exchange, victim.exchange_instrument_id)]
+
+
+def test_revised_candles_are_updated_on_rerun(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    pair = universe[0]
+    assert materialize_candles(ccdata, market_db, YESTERDAY - dt.timedelta(days=3), YESTERDAY).success
+    before = stored(market_db)
+    instrument = fake_api.dataset.market(pair.exchange).find_instrument(pair.exchange_instrument_id)
+    instrument.daily_quote_volume *= 3
+    assert materialize_candles(ccdata, market_db, YESTERDAY - dt.timedelta(days=3), YESTERDAY).success
+    after = stored(market_db)
+    key = (pair.exchange, pair.exchange_instrument_id, dt.datetime.combine(YESTERDAY, dt.time()))
+    assert after[key]["quote_volume"] != before[key]["quote_volume"]
+    assert len(after) == len(before)
+
+
+def test_remapped_instrument_updates_its_row_instead_of_adding_one(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    pair = universe[0]
+    assert materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY).success
+    instrument = fake_api.dataset.market(pair.exchange).find_instrument(pair.exchange_instrument_id)
+    instrument.mapped_instrument = f"NEW{instrument.base}-{instrument.quote}"
+    assert materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY).success
+    rows = stored(market_db)
+    mine = [row for key, row in rows.items() if key[:2] == (pair.exchange, pair.exchange_instrument_id)]
+    assert [row["symbol"] for row in mine] == [instrument.mapped_instrument]
+
+
+def test_window_checks_pass_and_catch_bad_rows(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    result = materialize_candles(ccdata, market_db, YESTERDAY - dt.timedelta(days=1), YESTERDAY)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {name: e.passed for name, e in evaluations.items()} == {
+        "no_duplicate_keys": True,
+        "ohlc_consistent": True,
+        "trade_timestamps_inside_day": True,
+        "complete_against_universe": True,
+    }
+
+    day = dt.datetime.combine(YESTERDAY, dt.time())
+    with market_db.begin() as connection:
+        connection.execute(
+            table.insert().values(
+                datetime=day,
+                exchange="elsewhere",
+                symbol_unmapped="X",
+                symbol="X-Y",
+                open=5,
+                high=4,
+                low=3,
+                close=6,
+                volume=-1,
+                first_trade_timestamp=day + dt.timedelta(days=1, hours=1),
+                collected_at=day,
+            )
+        )
+        connection.execute(
+            sa.delete(table).where(
+                table.c.exchange == universe[0].exchange,
+                table.c.symbol_unmapped == universe[0].exchange_instrument_id,
+            )
+        )
+    fake_failure = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    evaluations = {e.check_name: e for e in fake_failure.get_asset_check_evaluations()}
+    assert not evaluations["ohlc_consistent"].passed
+    assert not evaluations["trade_timestamps_inside_day"].passed
+    assert evaluations["complete_against_universe"].passed  # the run itself refilled the deleted pair
+
+
+def test_empty_universe_fails_with_the_fix(ccdata: CCDataClient, market_db: MarketDatabase) -> None:
+    result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    assert not result.success
+    assert (
+        "materialize spot_universe"
+        in result.failure_data_for_node("cc_ohlcv_spot_1d_raw").user_failure_data.description
+    )
+
+
+def test_rate_limit_holds_across_the_worker_pool(
+    universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    limited = CCDataClient(
+        data_api_url=fake_api.data_api_url,
+        min_api_url=fake_api.min_api_url,
+        calls_per_second=10,
+        max_concurrency=6,
+    )
+    assert len(universe) >= 12
+    assert materialize_candles(limited, market_db, YESTERDAY, YESTERDAY).success
+    assert fake_api.max_requests_in_any_second() <= 10
