@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: dev test lint format fake-api clean
+.PHONY: dev test demo lint format fake-api clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
@@ -21,6 +21,10 @@ dev: $(STAMP)
 ## Run the test suite (the MariaDB/MySQL half too when SPOT_PIPELINE_TEST_MYSQL_URL is set).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## Offline demo: fake API -> reference data -> universe -> 30 days of candles into data/market.sqlite.
+demo: $(STAMP)
+	$(BIN)/python -m spot_pipeline.demo --days 30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

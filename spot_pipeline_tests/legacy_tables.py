@@ -21,12 +21,12 @@ LEGACY_KEY = ("datetime", "exchange", "symbol")
 COLLECTED_AT = dt.datetime(2024, 6, 1, 3, 4, 5)
 
 
-def legacy_ohlcv_table(*, primary_key: bool, name: str = schema.cc_ohlcv_spot_1d_raw.name) -> sa.Table:
-    """The legacy table definition (in its own MetaData), with or without PRIMARY KEY (datetime, exchange, symbol)."""
+def legacy_ohlcv_table(*, primary_key: bool) -> sa.Table:
+    """The legacy table (own MetaData), with or without PRIMARY KEY (datetime, exchange, symbol)."""
     columns = [_legacy_column(column, primary_key) for column in schema.cc_ohlcv_spot_1d_raw.columns]
     constraints = [sa.PrimaryKeyConstraint(*LEGACY_KEY)] if primary_key else []
     return sa.Table(
-        name,
+        schema.cc_ohlcv_spot_1d_raw.name,
         sa.MetaData(schema=schema.DEFAULT_SCHEMA),
         *columns,
         *constraints,

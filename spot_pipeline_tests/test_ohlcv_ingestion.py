@@ -9,12 +9,13 @@ import requests
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.fake_ccdata import FakeCCDataServer
 from spot_pipeline.ohlcv.candles import DayWindow, candle_rows, plan_requests
-from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.timeutils import utc_today
+from spot_pipeline_tests.legacy_tables import replace_with_legacy_table
 from spot_pipeline_tests.pipeline import (
     candle_metadata,
     materialize_candles,
@@ -272,3 +273,40 @@ def test_rate_limit_holds_across_the_worker_pool(
     assert len(universe) >= 12
     assert materialize_candles(limited, market_db, YESTERDAY, YESTERDAY).success
     assert fake_api.max_requests_in_any_second() <= 10
+
+
+# --- legacy tables: stop before writing, naming the job that fixes the table ---
+
+
+def failure_description(result: object) -> str:
+    return result.failure_data_for_node("cc_ohlcv_spot_1d_raw").user_failure_data.description
+
+
+def test_bigint_trade_timestamps_stop_ingestion_and_name_the_migration(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    with market_db.begin() as connection:
+        replace_with_legacy_table(connection, primary_key=True)
+    result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    assert not result.success
+    assert "run migrate_ohlcv_timestamps_job" in failure_description(result)
+    assert fake_api.request_count(HISTORY_PATH) == 0
+    with market_db.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_table_without_the_natural_unique_key_stops_ingestion_and_names_the_dedupe_job(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    keyed_on_symbol_only = sa.Table(
+        table.name,
+        sa.MetaData(schema="market"),
+        *(column._copy() for column in table.columns),
+        sa.PrimaryKeyConstraint("datetime", "exchange", "symbol"),
+    )
+    with market_db.begin() as connection:
+        table.drop(connection)
+        keyed_on_symbol_only.create(connection)
+    result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    assert not result.success
+    assert "run deduplicate_ohlcv_job with add_unique_key: true" in failure_description(result)

@@ -103,6 +103,7 @@ class _Call:
     api: _Api
     path: str
     query: dict[str, str]
+    safe_query: dict[str, str]  # the query with any occurrence of the key redacted, for messages
 
 
 class _FailureKind(Enum):
@@ -122,11 +123,15 @@ class _RetryableFailure(Exception):
 
     def final_error(self, call: _Call, attempts: int) -> CCDataError:
         if self.kind is _FailureKind.RATE_LIMITED:
-            return CCDataRateLimitError(self.detail, path=call.path, params=call.query, attempts=attempts)
+            return CCDataRateLimitError(
+                self.detail, path=call.path, params=call.safe_query, attempts=attempts
+            )
         if self.kind is _FailureKind.UNAVAILABLE:
-            return CCDataUnavailableError(self.detail, path=call.path, params=call.query, attempts=attempts)
+            return CCDataUnavailableError(
+                self.detail, path=call.path, params=call.safe_query, attempts=attempts
+            )
         return CCDataPayloadError(
-            f"{self.detail} (gave up after {attempts} attempts)", path=call.path, params=call.query
+            f"{self.detail} (gave up after {attempts} attempts)", path=call.path, params=call.safe_query
         )
 
 
@@ -177,10 +182,15 @@ class CCDataClient(dg.ConfigurableResource):
     _runtime: _Runtime | None = PrivateAttr(default=None)
     _runtime_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    @field_validator("data_api_url", "min_api_url")
+    @field_validator("data_api_url", "min_api_url", mode="before")
     @classmethod
-    def _require_plain_http_url(cls, url: str) -> str:
-        parts = urlsplit(url)
+    def _require_plain_http_url(cls, url: Any) -> Any:
+        # "before" mode sees a dg.EnvVar as such; an unset one is checked when Dagster resolves it at
+        # run time (the resource is rebuilt from the resolved values then).
+        resolved = _resolve(url) if isinstance(url, str) else None
+        if resolved is None:
+            return url
+        parts = urlsplit(resolved)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL, e.g. https://data-api.coindesk.com")
         if parts.query or parts.fragment:
@@ -294,7 +304,8 @@ class CCDataClient(dg.ConfigurableResource):
     def _get(self, api: _Api, path: str, params: Mapping[str, Any]) -> Any:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
-        call = _Call(api, path, _encode_params(params))
+        query = _encode_params(params)
+        call = _Call(api, path, query, {name: self._redact(value) for name, value in query.items()})
         runtime = self._get_runtime()
         attempt = 1
         while True:
@@ -335,7 +346,7 @@ class CCDataClient(dg.ConfigurableResource):
         return self._unwrap_data_api(call, payload)
 
     def _send(self, session: requests.Session, call: _Call) -> requests.Response:
-        url = self._base_url(call.api) + call.path
+        url = self._url(call)
         # Exceptions from requests are re-raised `from None` with class names only: their text can
         # carry request details (headers included), which must not reach logs or tracebacks.
         try:
@@ -350,7 +361,7 @@ class CCDataClient(dg.ConfigurableResource):
                     f"the request could not be built ({_exception_names(exc)}); check that api_key holds "
                     "no spaces or line breaks and that the base URLs are valid"
                 )
-                raise CCDataError(problem, path=call.path, params=call.query) from None
+                raise CCDataError(problem, path=call.path, params=call.safe_query) from None
             raise _RetryableFailure(
                 _FailureKind.UNAVAILABLE, f"connection failed ({_exception_names(exc)})"
             ) from None
@@ -389,30 +400,30 @@ class CCDataClient(dg.ConfigurableResource):
         elif status == 404:
             error_class = CCDataNotFoundError
         return error_class(
-            path=call.path, params=call.query, status=status, provider_message=message, param=param
+            path=call.path, params=call.safe_query, status=status, provider_message=message, param=param
         )
 
     def _unwrap_data_api(self, call: _Call, payload: Any) -> Any:
         if not isinstance(payload, dict) or "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.query)
+            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
         if payload.get("Err"):
             message, param = self._provider_message(call.api, payload)
             raise CCDataRequestError(
-                path=call.path, params=call.query, status=200, provider_message=message, param=param
+                path=call.path, params=call.safe_query, status=200, provider_message=message, param=param
             )
         return payload["Data"]
 
     def _unwrap_min_api(self, call: _Call, payload: Any) -> Any:
         if not isinstance(payload, dict):
-            raise CCDataPayloadError("the body is not a JSON object", path=call.path, params=call.query)
+            raise CCDataPayloadError("the body is not a JSON object", path=call.path, params=call.safe_query)
         if payload.get("Response") == "Error":
             message, _ = self._provider_message(call.api, payload)
             if payload.get("Type") == MIN_API_RATE_LIMIT_TYPE:
                 raise _RetryableFailure(_FailureKind.RATE_LIMITED, f"min-api rate limit: {message}")
             error_class = CCDataAuthError if _mentions_api_key(message) else CCDataRequestError
-            raise error_class(path=call.path, params=call.query, status=200, provider_message=message)
+            raise error_class(path=call.path, params=call.safe_query, status=200, provider_message=message)
         if "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.query)
+            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
         return payload["Data"]
 
     def _provider_message(self, api: _Api, payload: Any) -> tuple[str, str | None]:
@@ -432,14 +443,15 @@ class CCDataClient(dg.ConfigurableResource):
         key = self._resolved_api_key()
         return text.replace(key, _REDACTED) if key else text
 
-    def _base_url(self, api: _Api) -> str:
-        return (self.min_api_url if api is _Api.MIN else self.data_api_url).rstrip("/")
+    def _url(self, call: _Call) -> str:
+        base_url = _resolve(self.min_api_url if call.api is _Api.MIN else self.data_api_url)
+        if base_url is None:
+            problem = f"the {call.api.value} base URL is a dg.EnvVar whose environment variable is not set"
+            raise CCDataError(problem, path=call.path, params=call.safe_query)
+        return base_url.rstrip("/") + call.path
 
     def _resolved_api_key(self) -> str | None:
-        # Built directly in Python (outside a Dagster run) an EnvVar field is not resolved yet.
-        if isinstance(self.api_key, dg.EnvVar):
-            return self.api_key.get_value()
-        return self.api_key
+        return _resolve(self.api_key)
 
     def _get_runtime(self) -> _Runtime:
         with self._runtime_lock:
@@ -459,6 +471,13 @@ class CCDataClient(dg.ConfigurableResource):
         if api_key:
             session.headers["authorization"] = f"Apikey {api_key}"
         return session
+
+
+def _resolve(value: str | None) -> str | None:
+    """The value of a setting; a dg.EnvVar is only resolved by Dagster at run time, not in plain Python."""
+    if isinstance(value, dg.EnvVar):
+        return value.get_value()
+    return value
 
 
 def _encode_params(params: Mapping[str, Any]) -> dict[str, str]:

@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import islice
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, islice
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import sqlite
 
-UPSERT_BATCH_ROWS = 1000
+SQLITE_ROWS_PER_BATCH = 1000
+# About 1 MB per statement for a candle row: far below MariaDB's default 16 MB max_allowed_packet.
+MYSQL_ROWS_PER_STATEMENT = 2000
 
 
 def is_mysql(connection: sa.Connection) -> bool:
     return connection.dialect.name in ("mysql", "mariadb")
-
-
-def upsert_statement(
-    connection: sa.Connection, table: sa.Table, key_columns: Sequence[str], update_columns: Sequence[str]
-) -> sa.Insert:
-    """INSERT that updates `update_columns` of the row already holding the same key.
-
-    On MySQL the `VALUES(col)` form is used on purpose: the MySQL 8 row-alias form that SQLAlchemy
-    would otherwise pick makes drivers fall back to one statement per row in executemany.
-    """
-    if is_mysql(connection):
-        statement = mysql.insert(table)
-        assignments = {
-            name: sa.literal_column(f"VALUES({_quote(connection, name)})") for name in update_columns
-        }
-        return statement.on_duplicate_key_update(assignments)
-    statement = sqlite.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=list(key_columns),
-        set_={name: statement.excluded[name] for name in update_columns},
-    )
 
 
 def upsert_rows(
@@ -44,24 +30,119 @@ def upsert_rows(
     key_columns: Sequence[str],
     *,
     keep_on_update: Sequence[str] = (),
-    batch_rows: int = UPSERT_BATCH_ROWS,
 ) -> int:
-    """Upsert rows on their natural key in batches of `batch_rows`; returns the number of rows sent.
+    """Upsert rows on their natural key; returns the number of rows sent.
 
-    Columns in `keep_on_update` (e.g. created_at) keep their stored value when the row exists.
-    Runs inside the caller's transaction, so the caller decides what is all-or-nothing.
+    Every row carries the same columns (those of the first row). Columns in `keep_on_update`
+    (e.g. created_at) keep their stored value when the row exists. Runs inside the caller's
+    transaction, so the caller decides what is all-or-nothing.
     """
-    update_columns = [
-        column.name
-        for column in table.columns
-        if column.name not in key_columns and column.name not in keep_on_update
-    ]
-    statement = upsert_statement(connection, table, key_columns, update_columns)
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return 0
+    columns = [column.name for column in table.columns if column.name in first]
+    updated = [name for name in columns if name not in key_columns and name not in keep_on_update]
+    all_rows = chain([first], iterator)
+    if is_mysql(connection):
+        return _mysql_upsert(connection, table, all_rows, columns, updated)
+    return _sqlite_upsert(connection, table, all_rows, key_columns, updated)
+
+
+def _sqlite_upsert(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+    key_columns: Sequence[str],
+    updated: Sequence[str],
+) -> int:
+    statement = sqlite.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key_columns), set_={name: statement.excluded[name] for name in updated}
+    )
     sent = 0
-    for batch in batched(rows, batch_rows):
+    for batch in batched(rows, SQLITE_ROWS_PER_BATCH):
         connection.execute(statement, batch)
         sent += len(batch)
     return sent
+
+
+def _mysql_upsert(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    updated: Sequence[str],
+) -> int:
+    """Multi-row `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c)` with values rendered as literals.
+
+    The pure-Python MySQL drivers spend most of an executemany converting each parameter; rendering
+    typed literals directly is several times faster. Strings become `_utf8mb4 X'<hex>'` literals,
+    which no value can escape from and which mean the same under every sql_mode.
+    """
+    quoted = [_quote(connection, name) for name in columns]
+    prefix = f"INSERT INTO {qualified_name(connection, table)} ({', '.join(quoted)}) VALUES "
+    assignments = ", ".join(
+        f"{_quote(connection, name)} = VALUES({_quote(connection, name)})" for name in updated
+    )
+    suffix = f" ON DUPLICATE KEY UPDATE {assignments}" if updated else ""
+    values_of = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+
+    def render(batch: list[Mapping[str, Any]]) -> tuple[str, int]:
+        return ",".join(f"({_literal_list(values_of(row))})" for row in batch), len(batch)
+
+    sent = 0
+    # Rendering the next statement on another thread overlaps it with the server executing this one.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-render") as renderer:
+        for values, count in renderer.map(render, batched(rows, MYSQL_ROWS_PER_STATEMENT)):
+            connection.exec_driver_sql(prefix + values + suffix)
+            sent += count
+    return sent
+
+
+def _literal_list(values: Iterable[Any]) -> str:
+    try:
+        return ",".join([_MYSQL_LITERALS[type(value)](value) for value in values])
+    except KeyError:
+        return ",".join(map(mysql_literal, values))  # names the value that has no literal form
+
+
+def _float_literal(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"{value} cannot be stored in a MySQL DOUBLE column")
+    return repr(value)
+
+
+def _text_literal(value: str) -> str:
+    return "_utf8mb4 X'" + value.encode().hex() + "'"
+
+
+_MYSQL_LITERALS: dict[type, Callable[[Any], str]] = {
+    float: _float_literal,
+    int: str,
+    bool: lambda value: "1" if value else "0",
+    str: _text_literal,
+    dt.datetime: lambda value: f"'{value.isoformat(sep=' ')}'",
+    dt.date: lambda value: f"'{value.isoformat()}'",
+    list: lambda value: _text_literal(json.dumps(value)),
+    dict: lambda value: _text_literal(json.dumps(value)),
+    type(None): lambda _: "NULL",
+}
+
+
+def mysql_literal(value: Any) -> str:
+    """A MySQL literal for a Python value of the types the pipeline stores."""
+    try:
+        return _MYSQL_LITERALS[type(value)](value)
+    except KeyError:
+        raise TypeError(f"cannot render {type(value).__name__} value {value!r} as a MySQL literal") from None
+
+
+def qualified_name(connection: sa.Connection, table: sa.Table) -> str:
+    """`schema`.`table` as the connection addresses it (schema translation applied), quoted."""
+    translate = connection.get_execution_options().get("schema_translate_map") or {}
+    schema = translate.get(table.schema, table.schema)
+    return f"{_quote(connection, schema)}.{_quote(connection, table.name)}"
 
 
 def add_days(connection: sa.Connection, moment: sa.ColumnElement[Any], days: int) -> sa.ColumnElement[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,7 +77,8 @@ def write_candles(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> 
     Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
     its row instead of adding a second one.
     """
-    return upsert_rows(connection, candles, rows, NATURAL_KEY)
+    # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
+    return upsert_rows(connection, candles, sorted(rows, key=itemgetter(*NATURAL_KEY)), NATURAL_KEY)
 
 
 def _in_window(start: dt.datetime, end: dt.datetime) -> sa.ColumnElement[bool]:

@@ -2,23 +2,27 @@
 
 `deduplicate_table` keeps, for every key, the single best row by `survivor_order` and deletes the
 others, in place: the table is never recreated, dropped or renamed, so its keys, indexes, defaults
-and grants stay as they are, and a failed run leaves at worst some batches done and the rest
-untouched. `count_duplicates` is the read-only view of the same rule (dry runs, checks).
+and grants stay as they are, and a failed run leaves some batches done and the rest untouched.
+`count_duplicates` is the read-only view of the same rule (dry runs, checks).
 
-Ordering (the survivor is the first row):
+Ordering (the survivor is the first row of its key):
 1. `order_column` descending (the latest `collected_at`); a row with NULL there comes after every
    row that has a value: a known collection time beats an unknown one.
 2. Then every other non-key column, in the table's column order, descending with NULLs last, text
-   compared byte by byte (not through a case-insensitive collation). Two rows of a key that still
-   tie are equal in every column: exact copies, interchangeable.
+   compared byte by byte (not through a case-insensitive collation). Rows of a key that still tie
+   are equal in every column: exact copies, interchangeable.
 
 Rows with a NULL in a key column are never duplicates (as in a unique index) and are left untouched.
 
 Why survivors are copied out and written back: a table without a unique key can hold exact copies,
-and MySQL cannot delete "all but one" of identical rows by value (there is no row id). So each batch,
+and MySQL cannot delete "all but one" of identical rows by value (it has no row id). So each batch,
 in one transaction, copies the survivor of every duplicated key to a session-private temporary
-table, deletes every row of those keys, and inserts the survivors back. Only duplicated keys are
-touched; on any error the batch's transaction rolls back whole.
+table, deletes every row of those keys, and inserts the survivors back. Keys without duplicates are
+never written; on any error the batch's transaction rolls back whole.
+
+Cost: each batch reads its window of `batch_column`. When an index starts with that column (the
+OHLCV primary key does) that is a range read; on a table without one (legacy copies without a key)
+every batch reads the whole table, so fewer, larger batches are faster there.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -38,12 +42,13 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_BATCH_DAYS = 31
 SURVIVORS_TABLE = "spot_pipeline_dedupe_survivors"
 COPIES_COLUMN = "dedupe_copies"
-NO_GROUP = "(all)"
+RANK_COLUMN = "dedupe_rank"
+ALL_ROWS = "(all)"
 
 
 @dataclass(frozen=True)
 class DuplicateCount:
-    """Rows looked at and rows beyond the first of their key, overall and per `group_column` value."""
+    """Rows looked at, and rows beyond the first of their key: in total and per group."""
 
     examined: int
     duplicates: int
@@ -61,7 +66,7 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class DeduplicationResult:
-    """What `deduplicate_table` did; `deleted` is 0 in a dry run, where `duplicates` is what it would delete."""
+    """What `deduplicate_table` found and deleted (a dry run deletes nothing)."""
 
     examined: int
     duplicates: int
@@ -71,8 +76,27 @@ class DeduplicationResult:
     dry_run: bool
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A validated deduplication: the reflected table and the roles of its columns."""
+
+    table: sa.Table
+    key_columns: tuple[str, ...]
+    order_column: str
+    batch_column: str
+    group_column: str | None
+
+    @property
+    def columns(self) -> list[str]:
+        return [column.name for column in self.table.c]
+
+    def window(self, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
+        column = self.table.c[self.batch_column]
+        return [column >= start, column < end]
+
+
 def check_identifier(name: str, what: str) -> str:
-    """A table, schema or column name that may reach SQL: letters, digits and _ only."""
+    """A schema, table or column name that may reach SQL: letters, digits and _ only."""
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ValueError(
             f"{what} {name!r} is not a plain identifier: use letters, digits and _ (not starting with a digit)"
@@ -81,7 +105,10 @@ def check_identifier(name: str, what: str) -> str:
 
 
 def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa.Table:
-    """The live table as it is in the database (columns, keys and indexes), after checking its names."""
+    """The live table as the database defines it (columns, keys, indexes), after checking its names.
+
+    `schema` is the real schema name (e.g. `MarketDatabase.schema_name`), not the `market` alias.
+    """
     check_identifier(schema, "schema")
     check_identifier(table_name, "table")
     try:
@@ -91,7 +118,7 @@ def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa
 
 
 def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
-    """Every name is an identifier and a column of the live table."""
+    """Every name is a plain identifier and a column of the live table."""
     for name in columns:
         check_identifier(name, what)
         if name not in table.c:
@@ -101,10 +128,13 @@ def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
             )
 
 
-def survivor_order(table: sa.Table, key_columns: Sequence[str], order_column: str) -> list[sa.ColumnElement]:
-    """ORDER BY terms putting the row to keep first (see the module docstring)."""
-    ranked = [table.c[order_column]]
-    ranked += [column for column in table.c if column.name not in {*key_columns, order_column}]
+def survivor_order(
+    columns: Sequence[sa.ColumnElement], key_columns: Sequence[str], order_column: str
+) -> list[sa.ColumnElement]:
+    """ORDER BY terms over a table's `columns` that put the row to keep first (see the module docstring)."""
+    by_name = {column.name: column for column in columns}
+    ranked = [by_name[order_column]]
+    ranked += [column for column in columns if column.name not in {*key_columns, order_column}]
     return [term for column in ranked for term in (_nulls_last(column), _bytewise(column).desc())]
 
 
@@ -116,18 +146,17 @@ def count_duplicates(
     group_column: str | None = None,
     where: Sequence[sa.ColumnElement[bool]] = (),
 ) -> DuplicateCount:
-    """Count the rows (matching `where`) and those beyond the first of their key, without writing."""
+    """Count the rows matching `where` and those beyond the first of their key; writes nothing."""
     check_columns(table, [*key_columns, *([group_column] if group_column else [])], "column")
     examined = connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
     keys = [table.c[name] for name in key_columns]
-    groups = (
-        sa.select(*keys, sa.func.count().label(COPIES_COLUMN))
+    numbered = (
+        sa.select(*keys, sa.func.row_number().over(partition_by=keys).label(RANK_COLUMN))
         .where(*where, *(key.is_not(None) for key in keys))
-        .group_by(*keys)
-        .having(sa.func.count() > 1)
-        .subquery("duplicated_keys")
+        .subquery("numbered")
     )
-    by_group = _sum_extra_copies(connection, groups, group_column)
+    extra_rows = sa.select(numbered).where(numbered.c[RANK_COLUMN] > 1).subquery("extra_rows")
+    by_group = _sum_per_group(connection, extra_rows, sa.literal(1), group_column)
     return DuplicateCount(examined=examined, duplicates=sum(by_group.values()), by_group=by_group)
 
 
@@ -146,26 +175,26 @@ def deduplicate_table(
 ) -> DeduplicationResult:
     """Keep one row per `key_columns` in `schema.table_name`: the first by `survivor_order`.
 
-    Works through `batch_column` (a DATE/DATETIME key column, by default the first key column) in
-    windows of `batch_days` days, each in its own transaction; `group_column` (a key column, e.g.
-    exchange) breaks the counts down. A dry run only counts. The caller holds the table's write lock.
+    Walks `batch_column` (a DATE/DATETIME key column; the first key column by default) in windows of
+    `batch_days` days, each deduplicated in its own transaction; `group_column` (a key column, e.g.
+    exchange) breaks the counts down; `on_batch` hears about every window. A dry run only counts.
+    The caller holds the table's write lock (`MarketDatabase.write_lock`) for a real run.
     """
     if batch_days < 1:
         raise ValueError(f"batch_days must be at least 1, got {batch_days}")
     with engine.connect() as connection:
-        table = reflect_table(connection, schema, table_name)
-        batch_column = batch_column or (key_columns[0] if key_columns else "")
-        _check_plan(table, key_columns, order_column, batch_column, group_column)
-        examined = connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        windows = list(_batch_windows(connection, table.c[batch_column], batch_days))
+        plan = _plan(connection, schema, table_name, key_columns, order_column, batch_column, group_column)
+        examined = connection.execute(sa.select(sa.func.count()).select_from(plan.table)).scalar_one()
+        windows = list(_batch_windows(connection, plan.table.c[plan.batch_column], batch_days))
         connection.commit()
-        run_batch = _counting_batch if dry_run else _deleting_batch
-        with _survivors_table(connection, table, key_columns, enabled=not dry_run) as survivors:
-            batches = []
+        batches = []
+        with nullcontext() if dry_run else _survivors_table(connection, plan) as survivors:
             for start, end in windows:
                 with connection.begin():
-                    batch = run_batch(connection, table, survivors, key_columns, order_column, group_column,
-                                      start, end)
+                    if survivors is None:
+                        batch = _count_batch(connection, plan, start, end)
+                    else:
+                        batch = _delete_batch(connection, plan, survivors, start, end)
                 batches.append(batch)
                 if on_batch:
                     on_batch(batch)
@@ -182,86 +211,169 @@ def deduplicate_table(
     )
 
 
-def _check_plan(
-    table: sa.Table,
+def _plan(
+    connection: sa.Connection,
+    schema: str,
+    table_name: str,
     key_columns: Sequence[str],
     order_column: str,
-    batch_column: str,
+    batch_column: str | None,
     group_column: str | None,
-) -> None:
+) -> _Plan:
     if not key_columns:
-        raise ValueError("key_columns is empty: name the columns that identify a row, e.g. datetime, exchange")
+        raise ValueError("key_columns is empty: name the columns that identify a row")
+    table = reflect_table(connection, schema, table_name)
+    batch_column = batch_column or key_columns[0]
     check_columns(table, key_columns, "key column")
     check_columns(table, [order_column], "order column")
-    check_columns(table, [batch_column], "batch column")
     for name, role in ((batch_column, "batch column"), (group_column, "group column")):
-        # Batches and groups must never split the rows of one key.
+        # Batches and groups must never split the rows of one key between them.
         if name is not None and name not in key_columns:
             raise ValueError(f"{role} {name!r} must be one of the key columns {list(key_columns)}")
-    if group_column is not None:
-        check_columns(table, [group_column], "group column")
     if not isinstance(table.c[batch_column].type, sa.Date | sa.DateTime):
         raise ValueError(
-            f"batch column {batch_column!r} is {table.c[batch_column].type}, not a DATE/DATETIME column: "
-            "name a date key column as batch_column"
+            f"batch column {batch_column!r} is {table.c[batch_column].type}, not DATE/DATETIME: "
+            "name a date or datetime key column as batch_column"
         )
+    return _Plan(table, tuple(key_columns), order_column, batch_column, group_column)
 
 
 def _batch_windows(
     connection: sa.Connection, column: sa.Column, batch_days: int
 ) -> Iterator[tuple[dt.datetime, dt.datetime]]:
-    """[start, end) windows of `batch_days` days, from the midnight of the first value past the last."""
+    """[start, end) windows of `batch_days` days, from midnight of the first value past the last."""
     first, last = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
     if first is None:
         return
-    start = dt.datetime(first.year, first.month, first.day)
+    start, last = _midnight(first), _midnight(last)
     step = dt.timedelta(days=batch_days)
-    while start <= _as_datetime(last):
+    while start <= last:
         yield start, start + step
         start += step
 
 
-def _as_datetime(value: dt.date) -> dt.datetime:
-    return value if isinstance(value, dt.datetime) else dt.datetime(value.year, value.month, value.day)
+def _midnight(value: dt.date) -> dt.datetime:
+    return dt.datetime(value.year, value.month, value.day)
 
 
-def _in_window(column: sa.Column, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
-    return [column >= start, column < end]
+def _count_batch(connection: sa.Connection, plan: _Plan, start: dt.datetime, end: dt.datetime) -> BatchResult:
+    found = count_duplicates(
+        connection, plan.table, plan.key_columns, group_column=plan.group_column, where=plan.window(start, end)
+    )
+    return BatchResult(start, end, duplicates=found.duplicates, deleted=0, by_group=found.by_group)
 
 
-def _counting_batch(
-    connection: sa.Connection,
-    table: sa.Table,
-    _survivors: sa.Table | None,
-    key_columns: Sequence[str],
-    _order_column: str,
-    group_column: str | None,
-    start: dt.datetime,
-    end: dt.datetime,
+def _delete_batch(
+    connection: sa.Connection, plan: _Plan, survivors: sa.Table, start: dt.datetime, end: dt.datetime
 ) -> BatchResult:
-    batch_column = table.c[key_columns[0]] if _survivors is None else None  # placeholder, replaced below
-    del batch_column
-    raise NotImplementedError
+    """Replace every duplicated key of the window by its survivor, inside the caller's transaction."""
+    window = plan.window(start, end)
+    connection.execute(sa.delete(survivors))
+    connection.execute(
+        sa.insert(survivors).from_select([*plan.columns, COPIES_COLUMN], _survivors_query(plan, window))
+    )
+    by_group = _sum_per_group(connection, survivors, survivors.c[COPIES_COLUMN] - 1, plan.group_column)
+    if not by_group:
+        return BatchResult(start, end, duplicates=0, deleted=0, by_group={})
+    keys = [plan.table.c[name] for name in plan.key_columns]
+    survivor_keys = sa.select(*(survivors.c[name] for name in plan.key_columns))
+    removed = connection.execute(sa.delete(plan.table).where(*window, sa.tuple_(*keys).in_(survivor_keys)))
+    restore = sa.insert(plan.table).from_select(
+        plan.columns, sa.select(*(survivors.c[name] for name in plan.columns))
+    )
+    restored = connection.execute(restore.execution_options(preserve_rowcount=True))
+    return BatchResult(
+        start,
+        end,
+        duplicates=sum(by_group.values()),
+        deleted=removed.rowcount - restored.rowcount,
+        by_group=by_group,
+    )
 
 
-def _deleting_batch(*args: Any) -> BatchResult:
-    raise NotImplementedError
+def _survivors_query(plan: _Plan, window: Sequence[sa.ColumnElement[bool]]) -> sa.Select:
+    """The first row by `survivor_order` of every key held by several rows of the window, with its copies."""
+    keys = [plan.table.c[name] for name in plan.key_columns]
+    # Counting first sorts by the key alone; the full ordering then only sorts the duplicated rows.
+    counted = (
+        sa.select(*plan.table.c, sa.func.count().over(partition_by=keys).label(COPIES_COLUMN))
+        .where(*window, *(key.is_not(None) for key in keys))
+        .subquery("counted")
+    )
+    row_columns = [counted.c[name] for name in plan.columns]
+    ranked = (
+        sa.select(
+            counted,
+            sa.func.row_number()
+            .over(
+                partition_by=[counted.c[name] for name in plan.key_columns],
+                order_by=survivor_order(row_columns, plan.key_columns, plan.order_column),
+            )
+            .label(RANK_COLUMN),
+        )
+        .where(counted.c[COPIES_COLUMN] > 1)
+        .subquery("ranked")
+    )
+    return sa.select(*(ranked.c[name] for name in [*plan.columns, COPIES_COLUMN])).where(
+        ranked.c[RANK_COLUMN] == 1
+    )
 
 
-def _sum_extra_copies(connection: sa.Connection, groups: sa.Subquery, group_column: str | None) -> dict[str, int]:
-    """Rows beyond the first per key, summed per group (or under NO_GROUP), from (key..., copies) rows."""
-    extra = sa.func.sum(groups.c[COPIES_COLUMN] - 1)
+def _sum_per_group(
+    connection: sa.Connection, rows: sa.FromClause, measure: sa.ColumnElement[int], group_column: str | None
+) -> dict[str, int]:
+    """SUM(measure) over `rows` per value of `group_column` (largest first), or under ALL_ROWS; no zeros."""
+    total = sa.func.sum(measure)
     if group_column is None:
-        total = connection.execute(sa.select(extra)).scalar_one()
-        return {NO_GROUP: int(total)} if total else {}
-    query = sa.select(groups.c[group_column], extra).group_by(groups.c[group_column]).order_by(extra.desc())
-    return {str(group): int(count) for group, count in connection.execute(query)}
+        value = connection.execute(sa.select(total).select_from(rows)).scalar_one()
+        return {ALL_ROWS: int(value)} if value else {}
+    group = rows.c[group_column]
+    query = sa.select(group, total).select_from(rows).group_by(group).order_by(total.desc(), group)
+    return {str(name): int(value) for name, value in connection.execute(query) if value}
+
+
+@contextmanager
+def _survivors_table(connection: sa.Connection, plan: _Plan) -> Iterator[sa.Table]:
+    """A session-private temporary table shaped like the table plus the copy count, keyed like it."""
+    survivors = sa.Table(
+        SURVIVORS_TABLE,
+        sa.MetaData(),
+        *(sa.Column(column.name, column.type, autoincrement=False) for column in plan.table.c),
+        sa.Column(COPIES_COLUMN, sa.BigInteger, autoincrement=False),
+        sa.PrimaryKeyConstraint(*plan.key_columns),
+        schema=_temporary_schema(connection, plan.table.schema),
+        prefixes=["TEMPORARY"],
+        # Same character set and collation as the table, so key comparisons agree with its own.
+        **plan.table.dialect_kwargs,
+    )
+    # A pooled MySQL session can still hold the table from an earlier run that failed.
+    _drop_temporary_table(connection, survivors)
+    survivors.create(connection)
+    connection.commit()
+    try:
+        yield survivors
+    finally:
+        _drop_temporary_table(connection, survivors)
+        connection.commit()
+
+
+def _temporary_schema(connection: sa.Connection, schema: str | None) -> str | None:
+    # SQLite keeps temporary tables in its `temp` schema; MySQL in the session, under any database.
+    return schema if is_mysql(connection) else "temp"
+
+
+def _drop_temporary_table(connection: sa.Connection, table: sa.Table) -> None:
+    # DROP TEMPORARY can never reach a real table of the same name, and commits nothing on MySQL.
+    keyword = "TEMPORARY TABLE" if is_mysql(connection) else "TABLE"
+    connection.exec_driver_sql(
+        f"DROP {keyword} IF EXISTS {connection.dialect.identifier_preparer.format_table(table)}"
+    )
 
 
 def _nulls_last(column: sa.ColumnElement) -> sa.ColumnElement[int]:
     return sa.case((column.is_(None), 1), else_=0)
 
 
-def _bytewise(column: sa.Column) -> sa.ColumnElement:
-    # A case-insensitive collation would call 'BTC-USD' and 'btc-usd' equal: compare bytes instead.
+def _bytewise(column: sa.ColumnElement) -> sa.ColumnElement:
+    # A case-insensitive collation calls 'BTC-USD' and 'btc-usd' equal: compare bytes for a total order.
     return sa.cast(column, sa.LargeBinary) if isinstance(column.type, sa.String) else column

@@ -2,8 +2,8 @@
 
 Everything is a plain mutable dataclass: tests add, retire or remap instruments and the server reflects
 the change on its next request. Candle values are a pure function of (market, exchange instrument id,
-day), derived from a keyed BLAKE2 hash, so they never change between runs or processes; only the candle
-of the current UTC day varies from one request to the next, like the real API's incomplete candle.
+day) derived from a BLAKE2 hash of those values, so they never change between runs or processes. Only
+the candle of the current UTC day varies from one request to the next, like the real incomplete candle.
 """
 
 import hashlib
@@ -223,6 +223,13 @@ class _CandleBuilder:
         self._variant = variant
         phases = uniforms(self._seed, "phases")
         self._phases = tuple(2 * math.pi * phase for phase in phases[: len(self._WAVES)])
+        self._uniforms_by_day: dict[date, tuple[float, ...]] = {}
+
+    def _day_uniforms(self, day: date) -> tuple[float, ...]:
+        """The deterministic draws of one day, computed once per builder (several fields use them)."""
+        if day not in self._uniforms_by_day:
+            self._uniforms_by_day[day] = uniforms(self._seed, day)
+        return self._uniforms_by_day[day]
 
     def candle(self, day: date) -> dict[str, Any]:
         if day < self._instrument.first_trade_day:
@@ -241,10 +248,12 @@ class _CandleBuilder:
             return False
         if day == self._today and self._now - day_start(day) < _FIRST_LIVE_TRADE_AFTER_SECONDS:
             return False
-        return day == instrument.first_trade_day or uniforms(self._seed, day)[1] >= self._no_trade_probability
+        if day in (instrument.first_trade_day, instrument.last_trade_day):
+            return True
+        return self._day_uniforms(day)[1] >= self._no_trade_probability
 
     def _closed_candle(self, day: date) -> dict[str, Any]:
-        u = uniforms(self._seed, day)
+        u = self._day_uniforms(day)
         start = day_start(day)
         first_ts = start + int(u[4] * 600)
         last_ts = start + SECONDS_PER_DAY - 1 - int(u[5] * 600)
@@ -378,7 +387,7 @@ class _CandleBuilder:
 
     def _open(self, day: date) -> float:
         if day == self._instrument.first_trade_day:
-            nudge = 1 + (uniforms(self._seed, day)[11] - 0.5) * 0.02 * self._instrument.volatility
+            nudge = 1 + (self._day_uniforms(day)[11] - 0.5) * 0.02 * self._instrument.volatility
             return _round_price(self._anchor_price(day) * nudge)
         return self._previous_close(day)
 
@@ -402,7 +411,7 @@ class _CandleBuilder:
             amplitude * math.sin(2 * math.pi * t / period + phase)
             for (amplitude, period), phase in zip(self._WAVES, self._phases, strict=True)
         )
-        noise = (uniforms(self._seed, day)[0] - 0.5) * 0.1
+        noise = (self._day_uniforms(day)[0] - 0.5) * 0.1
         return self._instrument.reference_price * math.exp(self._instrument.volatility * (wave + noise))
 
 

@@ -53,7 +53,7 @@ _FAILURE_MESSAGES = {
     504: "Gateway timeout.",
 }
 _MALFORMED_BODY = b'{"Data": [{"UNIT": "DAY", "TIMESTAMP": 17490'
-_SERVE_POLL_SECONDS = 0.05
+_SERVE_POLL_SECONDS = 0.02
 _RATE_WINDOW_SECONDS = 1.0
 _STATUS_COUNT_KEYS = ("ACTIVE", "IGNORED", "RETIRED", "EXPIRED", "RETIRED_UNMAPPED")
 
@@ -110,6 +110,7 @@ class _ApiError(Exception):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: do not wait for an ACK
     server: "_ApiHttpServer"
 
     def setup(self) -> None:
@@ -353,6 +354,9 @@ class FakeCCDataServer:
         slow = self._take_fault("slow", path)
         if slow:
             self._stopping.wait(slow.seconds)
+        if self._stopping.is_set():
+            _drop_connection(handler)  # stopping: never answer after a wait was cut short
+            return
         reply = self._reply(api, path, query, handler.headers, request_number)
         # Recorded before writing, so a client that got its answer always finds the request logged.
         record(reply.status)

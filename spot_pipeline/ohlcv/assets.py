@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
 from spot_pipeline.ccdata import CCDataClient, ClientStats
@@ -64,7 +65,7 @@ def cc_ohlcv_spot_1d_raw(
     started, stats_before = time.monotonic(), ccdata.stats
     with market_db.write_lock(candle_table):
         with market_db.connect() as connection:
-            ohlcv_sql.require_writable(inspect_ohlcv_table(connection, market_db.schema_name))
+            _require_writable_table(connection, market_db.schema_name)
             pairs = ohlcv_sql.load_universe(connection)
             rows_before = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
         if not pairs:
@@ -92,6 +93,13 @@ def cc_ohlcv_spot_1d_raw(
         )
         raise dg.Failure(description=summary.failure_report(), metadata=metadata)
     return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def _require_writable_table(connection: sa.Connection, schema_name: str) -> None:
+    try:
+        ohlcv_sql.require_writable(inspect_ohlcv_table(connection, schema_name))
+    except ohlcv_sql.OhlcvTableNotReady as error:
+        raise dg.Failure(description=str(error)) from None
 
 
 def _run_window(context: dg.AssetExecutionContext) -> DayWindow:

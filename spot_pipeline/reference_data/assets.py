@@ -1,6 +1,5 @@
 """Reference data from CCData: exchanges with their grades, spot instruments, assets and volumes."""
 
-
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -18,14 +17,6 @@ from spot_pipeline.reference_data import parsing
 from spot_pipeline.timeutils import utc_day_start, utc_now
 
 GROUP = "reference_data"
-INSTRUMENT_STATUSES = (
-    "ACTIVE",
-    "IGNORED",
-    "RETIRED",
-    "EXPIRED",
-    "READY_FOR_DECOMMISSIONING",
-    "RETIRED_UNMAPPED",
-)
 KEEP_ON_UPDATE = ("created_at",)
 
 
@@ -68,7 +59,7 @@ def cc_exchanges_general(ccdata: CCDataClient, market_db: MarketDatabase) -> dg.
 
 class InstrumentsConfig(dg.Config):
     instrument_statuses: list[str] = Field(
-        default=list(INSTRUMENT_STATUSES),
+        default=list(parsing.INSTRUMENT_STATUSES),
         description="Instrument statuses to fetch, one request each; sent explicitly because the API's "
         "default has changed between versions.",
     )
@@ -80,10 +71,10 @@ class InstrumentsConfig(dg.Config):
     @field_validator("instrument_statuses")
     @classmethod
     def _known_statuses(cls, statuses: list[str]) -> list[str]:
-        unknown = sorted(set(statuses) - set(INSTRUMENT_STATUSES))
+        unknown = sorted(set(statuses) - set(parsing.INSTRUMENT_STATUSES))
         if unknown or not statuses:
             raise ValueError(
-                f"instrument_statuses must be a non-empty list drawn from {list(INSTRUMENT_STATUSES)}; "
+                f"instrument_statuses must be a non-empty list of {', '.join(parsing.INSTRUMENT_STATUSES)}; "
                 f"unknown: {unknown}"
             )
         return statuses
@@ -98,15 +89,16 @@ def cc_instruments_spot(
 
     Source: data-api `/spot/v1/markets/instruments`, one request per status. Upserted on
     (exchange_internal_name, mapped_instrument_symbol); `exchange_internal_name` holds the
-    data-api market key (lowercase).
+    data-api market key (lowercase). When a market lists two instruments under one mapped symbol
+    (a retired id and its active successor), the key holds the one with the better status.
     """
     now = utc_now()
     markets = config.markets or None
-    rows = [
+    rows = parsing.one_row_per_mapped_symbol(
         row
         for status in config.instrument_statuses
         for row in parsing.instrument_rows(ccdata.spot_instruments(status, markets), now)
-    ]
+    )
     with market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,

@@ -1,6 +1,5 @@
 """Checks that guard the reference tables the universe is computed from."""
 
-
 import datetime as dt
 
 import dagster as dg

@@ -10,6 +10,15 @@ from spot_pipeline.payload import as_bool, as_datetime, as_float, as_int, as_tex
 
 Row = dict[str, Any]
 
+INSTRUMENT_STATUSES = (
+    "ACTIVE",
+    "IGNORED",
+    "RETIRED",
+    "EXPIRED",
+    "READY_FOR_DECOMMISSIONING",
+    "RETIRED_UNMAPPED",
+)
+
 EXCHANGE_GRADE_POINT_PARTS = {
     "legal": "Legal",
     "kyc_risk": "KYCAndTransactionRisk",
@@ -123,6 +132,25 @@ def _instrument_row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def one_row_per_mapped_symbol(rows: Iterable[Row]) -> list[Row]:
+    """Keep one instrument per (market, mapped symbol), the key of cc_instruments_spot.
+
+    A market can list a retired instrument and its active successor under the same mapped symbol;
+    the row with the better status (ACTIVE first, in INSTRUMENT_STATUSES order) wins.
+    """
+    chosen: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (row["exchange_internal_name"], row["mapped_instrument_symbol"])
+        if key not in chosen or _status_rank(row) < _status_rank(chosen[key]):
+            chosen[key] = row
+    return list(chosen.values())
+
+
+def _status_rank(row: Row) -> int:
+    status = row["instrument_status_on_exchange"]
+    return INSTRUMENT_STATUSES.index(status) if status in INSTRUMENT_STATUSES else len(INSTRUMENT_STATUSES)
 
 
 def asset_rows(items: Iterable[Mapping[str, Any]], now: dt.datetime) -> list[Row]:

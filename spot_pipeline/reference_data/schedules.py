@@ -1,6 +1,5 @@
 """Refreshing the reference data and the universe derived from it."""
 
-
 import dagster as dg
 
 refresh_reference_data_job = dg.define_asset_job(

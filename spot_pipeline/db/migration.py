@@ -1,0 +1,701 @@
+"""The timestamp migration of `cc_ohlcv_spot_1d_raw`: BIGINT unix seconds to DATETIME (UTC), in SQL.
+
+The live table is never altered. `cc_ohlcv_spot_1d_raw_migrating` is made from the live definition
+(same columns in the same order, defaults, nullability, charset, collation, keys and indexes) with the
+four trade timestamps as DATETIME; the database copies and converts the rows in datetime-ordered
+chunks; the copy is verified against the original; one atomic rename then puts it in place and keeps
+the original as `cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD` (UTC date).
+
+Time zones: the conversion is arithmetic on a fixed origin and never goes through a zone. MySQL and
+MariaDB compute `TIMESTAMP'1970-01-01 00:00:00' + INTERVAL n SECOND` (FROM_UNIXTIME would render in
+the session zone and fails past 2038); SQLite uses `strftime(..., n, 'unixepoch')`, which is UTC.
+Verification maps every value back with the inverse (TIMESTAMPDIFF, strftime('%s')).
+
+Valid epochs are whole seconds from 1 (1970-01-01 00:00:01) to 4102444800 (2100-01-01). Anything else
+is counted by category (zero or negative, milliseconds, out of range) and handled by an
+`InvalidEpochPolicy`: "stop" (the default: nothing is swapped while any remain), "null" (stored as
+NULL) or "milliseconds" (values in the millisecond range are divided by 1000, truncating to the
+second; any other invalid value stops). The lossy policies are safe only because the backup keeps the
+original values.
+
+Re-running is always safe: until the rename the original is untouched, and a migrating table left by
+a failed run is dropped and rebuilt, never trusted. The callers hold the table's write lock (see
+`spot_pipeline.maintenance.migration`) around every step that writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from spot_pipeline.db.dialect import is_mysql
+from spot_pipeline.db.inspection import inspect_table
+from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+
+ORIGINAL_TABLE = cc_ohlcv_spot_1d_raw.name
+MIGRATING_TABLE = f"{ORIGINAL_TABLE}_migrating"
+BACKUP_TABLE_PREFIX = f"{ORIGINAL_TABLE}_bigint_backup_"
+CHUNK_COLUMN = "datetime"
+EXAMPLE_KEY_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol")
+EXAMPLE_ROWS = 10
+
+MIN_EPOCH_SECONDS = 1
+MAX_EPOCH_SECONDS = 4_102_444_800  # 2100-01-01 00:00:00 UTC
+MIN_EPOCH_MILLISECONDS = 100_000_000_000  # 1973-03-03 in milliseconds; smaller values are ambiguous
+MAX_EPOCH_MILLISECONDS = MAX_EPOCH_SECONDS * 1000
+
+InvalidEpochPolicy = Literal["stop", "null", "milliseconds"]
+INVALID_EPOCH_POLICIES: tuple[str, ...] = get_args(InvalidEpochPolicy)
+LOSSY_POLICIES: tuple[InvalidEpochPolicy, ...] = ("null", "milliseconds")
+
+# Separates values in the row text that MySQL checksums; a control character no candle field holds.
+_FIELD_SEPARATOR = "\x1f"
+
+
+class TimestampLayout(StrEnum):
+    BIGINT = "BIGINT unix seconds"
+    DATETIME = "DATETIME (UTC)"
+
+
+class MigrationError(RuntimeError):
+    """The migration cannot go on. Raised before the rename, so the original table is untouched."""
+
+
+class UnexpectedTableShape(MigrationError):
+    """The live table is neither the legacy BIGINT layout nor the migrated DATETIME one."""
+
+
+class InvalidEpochsFound(MigrationError):
+    """Trade timestamps that are not seconds since 1970, which the chosen policy does not handle."""
+
+
+class VerificationFailed(MigrationError):
+    """The migrated copy does not match the original."""
+
+
+# --- Dialect differences: epoch <-> UTC DATETIME -------------------------------------------------
+
+
+class EpochToUtcDatetime(FunctionElement[dt.datetime]):
+    """Unix seconds to the UTC DATETIME they denote; NULL stays NULL."""
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+class UtcDatetimeToEpoch(FunctionElement[int]):
+    """A UTC DATETIME back to unix seconds (the inverse of `EpochToUtcDatetime`); NULL stays NULL."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(EpochToUtcDatetime, "mysql")
+@compiles(EpochToUtcDatetime, "mariadb")
+def _epoch_to_datetime_mysql(element: EpochToUtcDatetime, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(TIMESTAMP'1970-01-01 00:00:00' + INTERVAL ({compiler.process(element.clauses, **kw)}) SECOND)"
+
+
+@compiles(EpochToUtcDatetime, "sqlite")
+def _epoch_to_datetime_sqlite(element: EpochToUtcDatetime, compiler: SQLCompiler, **kw: Any) -> str:
+    # The text form SQLAlchemy's SQLite DateTime stores, so values compare equal to the pipeline's own.
+    return f"strftime('%Y-%m-%d %H:%M:%S.000000', {compiler.process(element.clauses, **kw)}, 'unixepoch')"
+
+
+@compiles(UtcDatetimeToEpoch, "mysql")
+@compiles(UtcDatetimeToEpoch, "mariadb")
+def _datetime_to_epoch_mysql(element: UtcDatetimeToEpoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"TIMESTAMPDIFF(SECOND, TIMESTAMP'1970-01-01 00:00:00', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(UtcDatetimeToEpoch, "sqlite")
+def _datetime_to_epoch_sqlite(element: UtcDatetimeToEpoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+# --- Inspect --------------------------------------------------------------------------------------
+
+_CATEGORIES: dict[str, Callable[[sa.ColumnElement[int]], sa.ColumnElement[bool]]] = {
+    "zero or negative": lambda value: value < MIN_EPOCH_SECONDS,
+    "milliseconds": lambda value: value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS),
+    "out of range": lambda value: sa.and_(
+        value > MAX_EPOCH_SECONDS,
+        sa.not_(value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS)),
+    ),
+}
+_BLOCKING_CATEGORIES: dict[InvalidEpochPolicy, tuple[str, ...]] = {
+    "stop": tuple(_CATEGORIES),
+    "null": (),
+    "milliseconds": ("zero or negative", "out of range"),
+}
+
+
+@dataclass(frozen=True)
+class EpochSurvey:
+    """Row count and invalid trade timestamps of the legacy table, per column and category."""
+
+    rows: int
+    invalid: dict[str, dict[str, int]]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def invalid_total(self) -> int:
+        return sum(sum(counts.values()) for counts in self.invalid.values())
+
+    def blocking(self, policy: InvalidEpochPolicy) -> int:
+        """How many invalid values `policy` does not handle (the job stops while any remain)."""
+        return sum(
+            counts[category] for counts in self.invalid.values() for category in _BLOCKING_CATEGORIES[policy]
+        )
+
+    def describe_examples(self) -> str:
+        return "; ".join(
+            " ".join(str(example[key]) for key in EXAMPLE_KEY_COLUMNS)
+            + f" {example['column']}={example['value']}"
+            for example in self.examples
+        )
+
+    def describe(self) -> str:
+        counts = "; ".join(
+            f"{column}: " + ", ".join(f"{n} {category}" for category, n in counts.items() if n)
+            for column, counts in self.invalid.items()
+            if any(counts.values())
+        )
+        return counts or "none"
+
+
+@dataclass(frozen=True)
+class TableInspection:
+    """What the live table looks like, read before anything is touched."""
+
+    layout: TimestampLayout
+    rows: int
+    column_types: dict[str, str]
+    primary_key: tuple[str, ...]
+    survey: EpochSurvey | None
+    leftover_migrating_table: bool
+
+
+def inspect_original(connection: sa.Connection, schema_name: str) -> TableInspection:
+    """Check the live table's layout, count its rows and, in the legacy layout, its invalid epochs."""
+    layout = timestamp_layout(connection, schema_name)
+    survey = survey_epochs(connection, schema_name) if layout is TimestampLayout.BIGINT else None
+    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+    return TableInspection(
+        layout=layout,
+        rows=survey.rows if survey else _row_count(connection, original),
+        column_types={column.name: str(column.type) for column in original.columns},
+        primary_key=tuple(column.name for column in original.primary_key.columns),
+        survey=survey,
+        leftover_migrating_table=_table_exists(connection, schema_name, MIGRATING_TABLE),
+    )
+
+
+def timestamp_layout(connection: sa.Connection, schema_name: str) -> TimestampLayout:
+    """The layout of the live table, or UnexpectedTableShape naming what does not fit either layout."""
+    shape = inspect_table(connection, schema_name, ORIGINAL_TABLE)
+    where = f"{schema_name}.{ORIGINAL_TABLE}"
+    if not shape.exists:
+        raise UnexpectedTableShape(f"{where} does not exist: there is nothing to migrate")
+    expected = [column.name for column in cc_ohlcv_spot_1d_raw.columns]
+    missing = [name for name in expected if name not in shape.column_types]
+    unexpected = [name for name in shape.column_types if name not in expected]
+    if missing or unexpected:
+        raise UnexpectedTableShape(
+            f"{where} has missing columns {missing} and unexpected columns {unexpected}: this job converts "
+            "only the layout documented in database_schema.md; bring the table to it first"
+        )
+    families = shape.trade_timestamp_families
+    if set(families.values()) == {"DATETIME"}:
+        return TimestampLayout.DATETIME
+    if set(families.values()) != {"INTEGER"}:
+        raise UnexpectedTableShape(
+            f"{where} mixes trade timestamp types {families}: expected all four BIGINT (legacy) or all "
+            "four DATETIME (migrated); fix the odd columns by hand before running the migration"
+        )
+    _check_legacy_details(connection, schema_name, shape.type_family(CHUNK_COLUMN))
+    return TimestampLayout.BIGINT
+
+
+def _check_legacy_details(connection: sa.Connection, schema_name: str, chunk_column_family: str) -> None:
+    """What the copy relies on beyond the column types; each failure names what to change by hand."""
+    inspector = sa.inspect(connection)
+    columns = {column["name"]: column for column in inspector.get_columns(ORIGINAL_TABLE, schema=schema_name)}
+    problems = [
+        f"{name} must be nullable with no default, as the legacy BIGINT columns are"
+        for name in TRADE_TIMESTAMP_COLUMNS
+        if not columns[name]["nullable"] or columns[name]["default"] is not None
+    ]
+    if chunk_column_family != "DATETIME":
+        problems.append(f"{CHUNK_COLUMN} must be a DATETIME column (the copy is ordered and chunked by it)")
+    if inspector.get_foreign_keys(ORIGINAL_TABLE, schema=schema_name):
+        problems.append(
+            "foreign keys are not carried over by the copy: drop them, migrate, then re-create them"
+        )
+    if not is_mysql(connection) and inspector.get_indexes(ORIGINAL_TABLE, schema=schema_name):
+        problems.append(
+            "SQLite index names are unique per database, so the migrated table cannot keep its named "
+            "indexes: drop them (DROP INDEX), migrate, then re-create them"
+        )
+    if problems:
+        raise UnexpectedTableShape(
+            f"{schema_name}.{ORIGINAL_TABLE} cannot be migrated as it is: " + "; ".join(problems)
+        )
+
+
+def require_legacy_layout(connection: sa.Connection, schema_name: str) -> None:
+    """Stop a step whose table was migrated meanwhile (by another run) instead of converting twice."""
+    if timestamp_layout(connection, schema_name) is not TimestampLayout.BIGINT:
+        raise MigrationError(
+            f"{schema_name}.{ORIGINAL_TABLE} is already DATETIME: another run migrated it; "
+            "re-run the job to confirm (it is a no-op)"
+        )
+
+
+def survey_epochs(connection: sa.Connection, schema_name: str) -> EpochSurvey:
+    """Count the rows and, per trade timestamp column and category, the values that are not valid seconds."""
+    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+    measures = [sa.func.count().label("rows")]
+    for column in TRADE_TIMESTAMP_COLUMNS:
+        for category, condition in _CATEGORIES.items():
+            count = sa.func.coalesce(sa.func.sum(sa.case((condition(original.c[column]), 1), else_=0)), 0)
+            measures.append(count.label(f"{column}|{category}"))
+    counts = connection.execute(sa.select(*measures)).one()._mapping
+    invalid = {
+        column: {category: int(counts[f"{column}|{category}"]) for category in _CATEGORIES}
+        for column in TRADE_TIMESTAMP_COLUMNS
+    }
+    survey = EpochSurvey(rows=int(counts["rows"]), invalid=invalid)
+    if survey.invalid_total == 0:
+        return survey
+    return EpochSurvey(rows=survey.rows, invalid=invalid, examples=_invalid_examples(connection, original))
+
+
+def _invalid_examples(connection: sa.Connection, original: sa.Table) -> list[dict[str, Any]]:
+    keys = [original.c[name] for name in EXAMPLE_KEY_COLUMNS]
+    per_column = [
+        sa.select(*keys, sa.literal(column).label("column"), original.c[column].label("value")).where(
+            sa.not_(_is_epoch_seconds(original.c[column]))
+        )
+        for column in TRADE_TIMESTAMP_COLUMNS
+    ]
+    query = sa.union_all(*per_column).limit(EXAMPLE_ROWS)
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+# --- Create ---------------------------------------------------------------------------------------
+
+
+def create_migrating_table(connection: sa.Connection, schema_name: str) -> bool:
+    """(Re)create the empty migrating table from the live definition; True when a leftover was dropped."""
+    require_legacy_layout(connection, schema_name)
+    leftover = _drop_table(connection, schema_name, MIGRATING_TABLE)
+    if is_mysql(connection):
+        _create_like_mysql(connection, schema_name)
+    else:
+        _create_from_reflection(connection, schema_name)
+    _check_same_definition(connection, schema_name)
+    return leftover
+
+
+def _create_like_mysql(connection: sa.Connection, schema_name: str) -> None:
+    # CREATE TABLE ... LIKE copies every column attribute, key, index, charset, collation and table option.
+    original = _qualified(connection, schema_name, ORIGINAL_TABLE)
+    migrating = _qualified(connection, schema_name, MIGRATING_TABLE)
+    connection.exec_driver_sql(f"CREATE TABLE {migrating} LIKE {original}")
+    comments = {
+        column["name"]: column.get("comment")
+        for column in sa.inspect(connection).get_columns(ORIGINAL_TABLE, schema=schema_name)
+    }
+    modifications = ", ".join(
+        f"MODIFY COLUMN {_quote(connection, name)} DATETIME NULL{_comment_clause(connection, comments[name])}"
+        for name in TRADE_TIMESTAMP_COLUMNS
+    )
+    connection.exec_driver_sql(f"ALTER TABLE {migrating} {modifications}")
+
+
+def _comment_clause(connection: sa.Connection, comment: str | None) -> str:
+    if not comment:
+        return ""
+    literal = sa.literal(comment).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    return f" COMMENT {literal}"
+
+
+def _create_from_reflection(connection: sa.Connection, schema_name: str) -> None:
+    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+    migrating = original.to_metadata(sa.MetaData(), name=MIGRATING_TABLE)
+    for name in TRADE_TIMESTAMP_COLUMNS:
+        migrating.c[name].type = sa.DateTime()
+    migrating.create(connection)
+
+
+def _check_same_definition(connection: sa.Connection, schema_name: str) -> None:
+    """The migrating table must differ from the original in the four column types only."""
+    original = _definition(connection, schema_name, ORIGINAL_TABLE)
+    migrating = _definition(connection, schema_name, MIGRATING_TABLE)
+    if original != migrating:
+        differences = {
+            key: (original[key], migrating[key]) for key in original if original[key] != migrating[key]
+        }
+        raise MigrationError(f"the migrating table was not created as a copy of the original: {differences}")
+
+
+def _definition(connection: sa.Connection, schema_name: str, table_name: str) -> dict[str, Any]:
+    inspector = sa.inspect(connection)
+    columns = [
+        (
+            column["name"],
+            "" if column["name"] in TRADE_TIMESTAMP_COLUMNS else str(column["type"]),
+            column["nullable"],
+            str(column["default"]),
+            column.get("comment"),
+        )
+        for column in inspector.get_columns(table_name, schema=schema_name)
+    ]
+    return {
+        "columns": columns,
+        "primary key": inspector.get_pk_constraint(table_name, schema=schema_name)["constrained_columns"],
+        "unique keys": sorted(
+            tuple(key["column_names"])
+            for key in inspector.get_unique_constraints(table_name, schema=schema_name)
+        ),
+        "indexes": sorted(
+            (tuple(index["column_names"]), bool(index["unique"]))
+            for index in inspector.get_indexes(table_name, schema=schema_name)
+        ),
+        "options": inspector.get_table_options(table_name, schema=schema_name),
+    }
+
+
+# --- Copy -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The rows with start <= datetime < end; a missing bound is open, and the first chunk takes NULLs."""
+
+    start: Any = None
+    end: Any = None
+
+    def where(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        column = _raw_chunk_column(table)
+        lower = sa.true() if self.start is None else column >= self.start
+        upper = sa.true() if self.end is None else column < self.end
+        within = sa.and_(lower, upper)
+        return sa.or_(within, column.is_(None)) if self.start is None else within
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    rows: int
+    chunks: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def plan_chunks(connection: sa.Connection, schema_name: str, chunk_rows: int) -> list[Chunk]:
+    """Consecutive datetime ranges of about `chunk_rows` rows each (one datetime is never split).
+
+    The table may have no unique key, so chunks are ranges of the `datetime` column; the loop runs
+    over the distinct datetimes (one per day), not over rows.
+    """
+    day = _raw_chunk_column(_reflect(connection, schema_name, ORIGINAL_TABLE))
+    histogram = sa.select(day, sa.func.count()).group_by(day).order_by(day)
+    boundaries: list[Any] = []
+    rows_in_chunk = 0
+    for value, rows in connection.execute(histogram):
+        if rows_in_chunk >= chunk_rows:
+            boundaries.append(value)
+            rows_in_chunk = 0
+        rows_in_chunk += rows
+    return [Chunk(start, end) for start, end in zip([None, *boundaries], [*boundaries, None], strict=True)]
+
+
+def _raw_chunk_column(table: sa.Table) -> sa.ColumnElement[Any]:
+    # No type processing: boundaries bind back exactly as the database stores them (SQLite keeps text).
+    return sa.type_coerce(table.c[CHUNK_COLUMN], sa.types.NullType())
+
+
+def copy_rows(
+    engine: sa.Engine,
+    schema_name: str,
+    chunk_rows: int,
+    policy: InvalidEpochPolicy,
+    on_chunk: Callable[[int, int, int], None] | None = None,
+) -> CopyReport:
+    """Copy and convert every row into the migrating table, one transaction per chunk.
+
+    The migrating table is rebuilt first unless it is empty: a partial copy is never added to.
+    `on_chunk(done, total, rows_so_far)` is called after each chunk, for progress reports.
+    """
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        require_legacy_layout(connection, schema_name)
+        if _has_rows(connection, schema_name, MIGRATING_TABLE):
+            create_migrating_table(connection, schema_name)
+        chunks = plan_chunks(connection, schema_name, chunk_rows)
+        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
+    copied = 0
+    for done, chunk in enumerate(chunks, start=1):
+        with engine.begin() as connection:
+            copied += connection.execute(_copy_statement(original, migrating, chunk, policy)).rowcount
+        if on_chunk:
+            on_chunk(done, len(chunks), copied)
+    return CopyReport(rows=copied, chunks=len(chunks), seconds=time.perf_counter() - started)
+
+
+def _copy_statement(
+    original: sa.Table, migrating: sa.Table, chunk: Chunk, policy: InvalidEpochPolicy
+) -> sa.Insert:
+    converted = [
+        EpochToUtcDatetime(_expected_epoch(column, policy)).label(column.name)
+        if column.name in TRADE_TIMESTAMP_COLUMNS
+        else column
+        for column in original.columns
+    ]
+    rows = sa.select(*converted).where(chunk.where(original))
+    statement = sa.insert(migrating).from_select([column.name for column in original.columns], rows)
+    # Without it SQLAlchemy drops the row count of INSERT ... SELECT on some MySQL drivers.
+    return statement.execution_options(preserve_rowcount=True)
+
+
+def _is_epoch_seconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    return value.between(MIN_EPOCH_SECONDS, MAX_EPOCH_SECONDS)
+
+
+def _expected_epoch(value: sa.ColumnElement[int], policy: InvalidEpochPolicy) -> sa.ColumnElement[int]:
+    """The epoch the migrated value must denote under `policy`; NULL for NULL and for invalid values."""
+    whens = [(_is_epoch_seconds(value), value)]
+    if policy == "milliseconds":
+        whens.append((value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS), value // 1000))
+    return sa.case(*whens, else_=sa.null())
+
+
+# --- Verify ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Aggregates of the original (as the policy converts it) and of the migrated copy, mapped back.
+
+    Per table: rows, and per trade timestamp column the non-NULL count and the sum of epochs; on
+    MySQL also the sum of a CRC32 of every row's full text. SQLite has no hash function, so there the
+    rows themselves are compared exactly (as multisets: duplicates count), and `row_differences`
+    lists some rows found in one table only.
+    """
+
+    original: dict[str, int]
+    migrated: dict[str, int]
+    row_differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def matches(self) -> bool:
+        return self.original == self.migrated and not self.row_differences
+
+    def describe_differences(self) -> str:
+        aggregates = [
+            f"{name}: original {self.original[name]}, migrated {self.migrated.get(name)}"
+            for name in self.original
+            if self.original[name] != self.migrated.get(name)
+        ]
+        rows = [str(row) for row in self.row_differences]
+        return "; ".join(aggregates + rows)
+
+
+def verify_copy(engine: sa.Engine, schema_name: str, policy: InvalidEpochPolicy) -> Verification:
+    """Compare the migrated copy with the original: counts, every value mapped back, every other column."""
+    with engine.connect() as connection:
+        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
+        names = [column.name for column in original.columns]
+        expected = sa.select(*_with_timestamps(original, names, lambda value: _expected_epoch(value, policy)))
+        mapped_back = sa.select(*_with_timestamps(migrating, names, UtcDatetimeToEpoch))
+        return Verification(
+            original=_aggregates(connection, expected.subquery()),
+            migrated=_aggregates(connection, mapped_back.subquery()),
+            row_differences=[]
+            if is_mysql(connection)
+            else _row_differences(connection, expected, mapped_back),
+        )
+
+
+def verify_before_swap(
+    engine: sa.Engine, schema_name: str, chunk_rows: int, policy: InvalidEpochPolicy
+) -> tuple[Verification, bool]:
+    """Verify the copy, catching up once if the original changed since the copy; (verification, caught up).
+
+    Must run under the table's write lock, with the swap, so that what is verified is what is swapped.
+    Raises InvalidEpochsFound or VerificationFailed, leaving the original untouched.
+    """
+    with engine.connect() as connection:
+        require_legacy_layout(connection, schema_name)
+        survey = survey_epochs(connection, schema_name)
+    if survey.blocking(policy):
+        raise InvalidEpochsFound(invalid_epochs_message(survey, policy))
+    verification = verify_copy(engine, schema_name, policy)
+    if verification.matches:
+        return verification, False
+    # Rows were written between the copy and this step: copy again, now that no writer can interleave.
+    copy_rows(engine, schema_name, chunk_rows, policy)
+    verification = verify_copy(engine, schema_name, policy)
+    if not verification.matches:
+        raise VerificationFailed(
+            f"the migrated copy does not match {schema_name}.{ORIGINAL_TABLE}: "
+            f"{verification.describe_differences()}. The original is untouched; {MIGRATING_TABLE} is left "
+            "for inspection and is rebuilt by the next run"
+        )
+    return verification, True
+
+
+def invalid_epochs_message(survey: EpochSurvey, policy: InvalidEpochPolicy) -> str:
+    """Why the job stops on invalid epochs, and which config would let it go on."""
+    handled_by = " or ".join(repr(name) for name in LOSSY_POLICIES if survey.blocking(name) == 0)
+    fix = (
+        f"set invalid_epochs to {handled_by} (the backup keeps the originals)"
+        if handled_by
+        else "correct or delete those values by hand"
+    )
+    return (
+        f"{survey.blocking(policy)} trade timestamps are not seconds since 1970 and "
+        f"invalid_epochs={policy!r} does not handle them ({survey.describe()}); nothing was swapped. "
+        f"To migrate, {fix}. Examples (datetime exchange symbol_unmapped symbol column=value): "
+        f"{survey.describe_examples()}"
+    )
+
+
+def _with_timestamps(
+    table: sa.Table, names: Sequence[str], convert: Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
+) -> list[sa.ColumnElement[Any]]:
+    return [
+        convert(table.c[name]).label(name) if name in TRADE_TIMESTAMP_COLUMNS else table.c[name]
+        for name in names
+    ]
+
+
+def _aggregates(connection: sa.Connection, rows: sa.Subquery) -> dict[str, int]:
+    measures: dict[str, sa.ColumnElement[Any]] = {"rows": sa.func.count()}
+    for name in TRADE_TIMESTAMP_COLUMNS:
+        measures[f"{name} values"] = sa.func.count(rows.c[name])
+        measures[f"{name} epoch sum"] = sa.func.sum(rows.c[name])
+    if is_mysql(connection):
+        measures["row checksum"] = sa.func.sum(_row_crc32(list(rows.c)))
+    row = connection.execute(sa.select(*(value.label(key) for key, value in measures.items()))).one()
+    return {key: int(value or 0) for key, value in row._mapping.items()}
+
+
+def _row_crc32(columns: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[int]:
+    """MySQL: CRC32 of a row's values; the NULL map keeps NULL apart from empty or shifted values."""
+    null_map = sa.func.concat(*(sa.func.isnull(column) for column in columns))
+    return sa.func.crc32(sa.func.concat_ws(_FIELD_SEPARATOR, null_map, *columns))
+
+
+def _row_differences(
+    connection: sa.Connection, expected: sa.Select, mapped_back: sa.Select
+) -> list[dict[str, Any]]:
+    """Rows whose number of occurrences differs between the two selects (exact, NULL-safe)."""
+    both = sa.union_all(
+        expected.add_columns(sa.literal(1).label("in_original"), sa.literal(0).label("in_migrated")),
+        mapped_back.add_columns(sa.literal(0).label("in_original"), sa.literal(1).label("in_migrated")),
+    ).subquery()
+    values = [column for column in both.c if column.name not in ("in_original", "in_migrated")]
+    in_original, in_migrated = sa.func.sum(both.c.in_original), sa.func.sum(both.c.in_migrated)
+    query = (
+        sa.select(
+            *(both.c[name] for name in EXAMPLE_KEY_COLUMNS),
+            in_original.label("in_original"),
+            in_migrated.label("in_migrated"),
+        )
+        .group_by(*values)
+        .having(in_original != in_migrated)
+        .limit(EXAMPLE_ROWS)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+# --- Swap and clean up ----------------------------------------------------------------------------
+
+
+def backup_table_name(connection: sa.Connection, schema_name: str, today: dt.date) -> str:
+    """`cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD`, with `_2`, `_3`, ... when that name is taken."""
+    base = f"{BACKUP_TABLE_PREFIX}{today:%Y%m%d}"
+    existing = set(sa.inspect(connection).get_table_names(schema=schema_name))
+    suffix = 1
+    name = base
+    while name in existing:
+        suffix += 1
+        name = f"{base}_{suffix}"
+    return name
+
+
+def swap_tables(connection: sa.Connection, schema_name: str, backup_name: str) -> None:
+    """Rename the original to `backup_name` and the migrating table to the original, atomically.
+
+    MySQL/MariaDB: one RENAME TABLE statement, all or nothing. SQLite: two renames in the caller's
+    transaction (the engine opens real transactions, and DDL is transactional there).
+    """
+    original = _qualified(connection, schema_name, ORIGINAL_TABLE)
+    migrating = _qualified(connection, schema_name, MIGRATING_TABLE)
+    if is_mysql(connection):
+        backup = _qualified(connection, schema_name, backup_name)
+        connection.exec_driver_sql(f"RENAME TABLE {original} TO {backup}, {migrating} TO {original}")
+        return
+    # SQLite renames within the table's own schema: the new name takes no schema prefix.
+    connection.exec_driver_sql(f"ALTER TABLE {original} RENAME TO {_quote(connection, backup_name)}")
+    connection.exec_driver_sql(f"ALTER TABLE {migrating} RENAME TO {_quote(connection, ORIGINAL_TABLE)}")
+
+
+def drop_backup(connection: sa.Connection, schema_name: str, backup_name: str) -> bool:
+    """Drop a backup made by this migration (only those names are accepted); False if it was gone."""
+    if not backup_name.startswith(BACKUP_TABLE_PREFIX):
+        raise ValueError(f"{backup_name!r} is not a migration backup table; refusing to drop it")
+    return _drop_table(connection, schema_name, backup_name)
+
+
+# --- Helpers --------------------------------------------------------------------------------------
+
+
+def _reflect(connection: sa.Connection, schema_name: str, table_name: str) -> sa.Table:
+    """The live definition, under the real schema name (so no schema translation applies)."""
+    return sa.Table(table_name, sa.MetaData(), schema=schema_name, autoload_with=connection)
+
+
+def _table_exists(connection: sa.Connection, schema_name: str, table_name: str) -> bool:
+    return sa.inspect(connection).has_table(table_name, schema=schema_name)
+
+
+def _drop_table(connection: sa.Connection, schema_name: str, table_name: str) -> bool:
+    if not _table_exists(connection, schema_name, table_name):
+        return False
+    connection.exec_driver_sql(f"DROP TABLE {_qualified(connection, schema_name, table_name)}")
+    return True
+
+
+def _row_count(connection: sa.Connection, table: sa.Table) -> int:
+    return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def _has_rows(connection: sa.Connection, schema_name: str, table_name: str) -> bool:
+    table = sa.table(table_name, schema=schema_name)
+    return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
+
+
+def _quote(connection: sa.Connection, identifier: str) -> str:
+    return connection.dialect.identifier_preparer.quote(identifier)
+
+
+def _qualified(connection: sa.Connection, schema_name: str, table_name: str) -> str:
+    preparer = connection.dialect.identifier_preparer
+    return f"{preparer.quote_schema(schema_name)}.{preparer.quote(table_name)}"

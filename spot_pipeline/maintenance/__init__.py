@@ -1,0 +1,1 @@
+"""Maintenance jobs that rewrite the market tables: run by hand or on a schedule that is off by default."""

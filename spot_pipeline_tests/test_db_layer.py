@@ -1,0 +1,132 @@
+"""The database layer on both dialects: upserts, literals, locks, time zones, URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from spot_pipeline.db import schema
+from spot_pipeline.db.dialect import mysql_literal, upsert_rows
+from spot_pipeline.db.engine import DatabaseConfigError, parse_market_url, safe_url
+from spot_pipeline.db.locks import TableLockTimeout
+from spot_pipeline.db.resource import MarketDatabase
+
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5)
+AWKWARD_TEXT = ['O\'Brien "quoted"', "back\\slash\\", "emoji 🚀 ünïcode", "nul\x00byte", "100% _like_", ""]
+
+
+def exchange_row(internal_name: str, **values: object) -> dict[str, object]:
+    return {
+        "exchange_api_id": "1",
+        "name": internal_name,
+        "internal_name": internal_name,
+        "item_types": ["Cex", "Spot"],
+        "grade": "A",
+        "grade_points": 71.5,
+        "has_trades": True,
+        "created_at": NOW,
+        "updated_at": NOW,
+        **values,
+    }
+
+
+def stored_exchanges(market_db: MarketDatabase) -> dict[str, sa.Row]:
+    table = schema.cc_exchanges_general
+    with market_db.connect() as connection:
+        return {row.internal_name: row for row in connection.execute(sa.select(table))}
+
+
+def test_upsert_inserts_then_updates_and_keeps_created_at(market_db: MarketDatabase) -> None:
+    table = schema.cc_exchanges_general
+    with market_db.begin() as connection:
+        upsert_rows(connection, table, [exchange_row("Kraken"), exchange_row("Bitstamp")], ["internal_name"])
+    later = NOW + dt.timedelta(days=1)
+    with market_db.begin() as connection:
+        upsert_rows(
+            connection,
+            table,
+            [exchange_row("Kraken", grade="AA", created_at=later, updated_at=later)],
+            ["internal_name"],
+            keep_on_update=["created_at"],
+        )
+    rows = stored_exchanges(market_db)
+    assert len(rows) == 2
+    assert (rows["Kraken"].grade, rows["Kraken"].created_at, rows["Kraken"].updated_at) == ("AA", NOW, later)
+    assert rows["Kraken"].item_types == ["Cex", "Spot"] and rows["Kraken"].has_trades is True
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXT)
+def test_any_text_round_trips_unchanged(market_db: MarketDatabase, text: str) -> None:
+    with market_db.begin() as connection:
+        if connection.dialect.name != "sqlite":
+            connection.exec_driver_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        upsert_rows(
+            connection, schema.cc_exchanges_general, [exchange_row("X", description=text)], ["internal_name"]
+        )
+    assert stored_exchanges(market_db)["X"].description == text
+
+
+def test_numbers_and_times_round_trip_exactly(market_db: MarketDatabase) -> None:
+    values = {"grade_points": 0.1 + 0.2, "rating_avg": 1e-300, "total_volume_24h_usd": 1.7976931348623157e308}
+    with market_db.begin() as connection:
+        upsert_rows(
+            connection,
+            schema.cc_exchanges_general,
+            [exchange_row("X", rating_total_users=2**31 - 1, **values)],
+            ["internal_name"],
+        )
+    row = stored_exchanges(market_db)["X"]
+    assert {name: getattr(row, name) for name in values} == values
+    assert row.rating_total_users == 2**31 - 1 and row.created_at == NOW
+
+
+def test_literals_reject_what_a_double_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="cannot be stored"):
+        mysql_literal(math.nan)
+    with pytest.raises(TypeError, match="bytes value"):
+        mysql_literal(b"raw")
+    assert mysql_literal("a'b") == "_utf8mb4 X'612762'"
+
+
+def test_write_lock_excludes_a_second_holder_until_released(market_db: MarketDatabase) -> None:
+    table = schema.cc_ohlcv_spot_1d_raw
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with market_db.write_lock(table):
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert entered.wait(10)
+    busy = pytest.raises(TableLockTimeout, match="another ingestion, migration or deduplication")
+    with busy, market_db.write_lock(table, wait_seconds=0.3):
+        pass
+    release.set()
+    holder.join()
+    started = time.monotonic()
+    with market_db.write_lock(table, wait_seconds=5):
+        assert time.monotonic() - started < 2
+
+
+def test_sessions_run_in_utc(market_db: MarketDatabase) -> None:
+    with market_db.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            pytest.skip("SQLite has no session time zone")
+        assert connection.exec_driver_sql("SELECT @@session.time_zone").scalar() == "+00:00"
+
+
+def test_urls_are_shown_without_passwords() -> None:
+    assert safe_url("mysql+mysqlconnector://pipeline:pa55@db:3306/market") == (
+        "mysql+mysqlconnector://pipeline:***@db:3306/market"
+    )
+    with pytest.raises(DatabaseConfigError) as error:
+        parse_market_url("oracle://pipeline:pa55@db/market")
+    assert "pa55" not in str(error.value)

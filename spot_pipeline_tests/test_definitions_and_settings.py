@@ -1,0 +1,92 @@
+"""The code location loads as Dagster tools load it, and configuration errors name their variable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from spot_pipeline.ohlcv.schedules import (
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    ohlcv_daily_schedule,
+)
+from spot_pipeline.settings import SETTINGS, SettingsError, build_resources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dagster_cli_validates_the_definitions(tmp_path: Path) -> None:
+    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    completed = subprocess.run(
+        [Path(sys.executable).parent / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_definitions_expose_the_assets_jobs_and_schedules() -> None:
+    from spot_pipeline.definitions import defs
+
+    definitions = defs()
+    keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert {"cc_exchanges_general", "cc_instruments_spot", "cc_assets", "cc_asset_market_data"} <= keys
+    assert {"spot_universe", "cc_ohlcv_spot_1d_raw"} <= keys
+    assert definitions.resolve_job_def("refresh_reference_data_job")
+    assert definitions.resolve_job_def("ohlcv_daily_job")
+    assert definitions.resolve_schedule_def("ohlcv_daily_schedule")
+
+
+def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 10, 0, 15, tzinfo=dt.UTC)
+    )
+    request = ohlcv_daily_schedule(context)
+    assert request.tags[PARTITION_RANGE_START_TAG] == "2026-03-06"
+    assert request.tags[PARTITION_RANGE_END_TAG] == "2026-03-09"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CCDATA_CALLS_PER_SECOND", "fast", "CCDATA_CALLS_PER_SECOND='fast' is invalid: expected a number"),
+        ("CCDATA_MAX_CONCURRENCY", "0", "CCDATA_MAX_CONCURRENCY='0' is invalid"),
+        ("CCDATA_DATA_API_URL", "data-api.coindesk.com", "expected an http(s) URL"),
+        ("OHLCV_START_DATE", "01/02/2020", "expected a date as YYYY-MM-DD"),
+        ("MARKET_DB_SCHEMA", "market; DROP", "not a plain identifier"),
+    ],
+)
+def test_invalid_settings_fail_naming_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_resources({name: value})
+
+
+def test_database_url_errors_never_show_the_password() -> None:
+    with pytest.raises(SettingsError) as error:
+        build_resources({"MARKET_DB_URL": "postgresql://pipeline:s3cret-pw@db.internal/market"})
+    assert "MARKET_DB_URL" in str(error.value)
+    assert "s3cret-pw" not in str(error.value)
+
+
+def test_secrets_reach_resources_as_env_vars_not_values() -> None:
+    resources = build_resources(
+        {"CCDATA_API_KEY": "key-123", "MARKET_DB_URL": "mysql+mysqlconnector://u:pw@127.0.0.1/market"}
+    )
+    assert isinstance(resources["ccdata"].api_key, dg.EnvVar)
+    assert isinstance(resources["market_db"].url, dg.EnvVar)
+    assert "key-123" not in repr(resources["ccdata"])
+
+
+def test_every_setting_is_documented() -> None:
+    readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
+    for name in SETTINGS:
+        assert f"`{name}`" in readme and f"{name}=" in example, name

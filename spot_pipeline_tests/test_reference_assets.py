@@ -1,0 +1,168 @@
+"""Reference assets and the universe end to end against the fake CCData API."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db import schema
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.fake_ccdata import FakeAsset, FakeCCDataServer, FakeDataset
+from spot_pipeline.payload import PayloadValueError, as_datetime, as_float
+from spot_pipeline.reference_data import parsing
+from spot_pipeline.timeutils import utc_now
+from spot_pipeline.universe.assets import UniverseConfig, spot_universe
+from spot_pipeline_tests.pipeline import REFERENCE_ASSETS, materialize_reference_and_universe
+
+QUALIFYING = {"AA", "A", "BB"}
+
+
+def served_assets(dataset: FakeDataset) -> list[FakeAsset]:
+    """The top list ranks crypto assets only: fiat currencies are not in it."""
+    return [asset for asset in dataset.assets if asset.asset_type != "FIAT"]
+
+
+def expected_universe(
+    dataset: FakeDataset, top_assets: int, quotes: set[str] | None = None
+) -> set[tuple[str, str]]:
+    """The pairs the rules select, computed from the served world without the project's SQL."""
+    graded = {
+        e.internal_name.lower() for e in dataset.exchanges if (e.grade or "").strip().upper() in QUALIFYING
+    }
+    ranked = sorted(served_assets(dataset), key=lambda asset: (-asset.volume_30d_usd, asset.id))
+    top_ids = {asset.id for asset in ranked[:top_assets]}
+    return {
+        (market_key, instrument.instrument)
+        for market_key, market in dataset.markets.items()
+        if market_key in graded
+        for instrument in market.instruments
+        if instrument.status == "ACTIVE"
+        and instrument.base_id in top_ids
+        and (quotes is None or instrument.quote in quotes)
+    }
+
+
+def stored_universe(market_db: MarketDatabase) -> set[tuple[str, str]]:
+    table = schema.spot_universe
+    with market_db.connect() as connection:
+        return {
+            tuple(row)
+            for row in connection.execute(sa.select(table.c.exchange, table.c.exchange_instrument_id))
+        }
+
+
+def count(market_db: MarketDatabase, table: sa.Table) -> int:
+    with market_db.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+@pytest.mark.parametrize(("top_assets", "quotes"), [(50, None), (5, None), (10, {"USD", "USDT"})])
+def test_universe_holds_exactly_the_pairs_the_rules_select(
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
+    fake_api: FakeCCDataServer,
+    top_assets: int,
+    quotes: set[str] | None,
+) -> None:
+    config = {"top_assets": top_assets, "quote_assets": sorted(quotes or [])}
+    assert materialize_reference_and_universe(ccdata, market_db, **config).success
+    expected = expected_universe(fake_api.dataset, top_assets, quotes)
+    assert expected, "the fake world should select some pairs"
+    assert stored_universe(market_db) == expected
+
+
+def test_universe_step_makes_no_api_request(
+    ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    assert dg.materialize(REFERENCE_ASSETS, resources={"ccdata": ccdata, "market_db": market_db}).success
+    fake_api.reset_log()
+    result = dg.materialize(
+        [spot_universe],
+        resources={"market_db": market_db},
+        run_config=dg.RunConfig({"spot_universe": UniverseConfig()}),
+    )
+    assert result.success
+    assert fake_api.request_count() == 0
+    unmatched = result.asset_materializations_for_node("spot_universe")[0].metadata
+    graded_without_market = {
+        e.internal_name.lower()
+        for e in fake_api.dataset.exchanges
+        if (e.grade or "").upper() in QUALIFYING and e.internal_name.lower() not in fake_api.dataset.markets
+    }
+    assert set(unmatched["graded_exchanges_without_market"].value) == graded_without_market
+    assert graded_without_market, "the fake world has a graded exchange without a data-api market"
+
+
+def test_reference_tables_hold_every_served_row_and_reruns_keep_created_at(
+    ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    dataset = fake_api.dataset
+    assert dg.materialize(REFERENCE_ASSETS, resources={"ccdata": ccdata, "market_db": market_db}).success
+    assert count(market_db, schema.cc_exchanges_general) == len(dataset.exchanges)
+    mapped_symbols = {(key, i.mapped_instrument) for key, m in dataset.markets.items() for i in m.instruments}
+    assert count(market_db, schema.cc_instruments_spot) == len(mapped_symbols)
+    assert count(market_db, schema.cc_assets) == len(served_assets(dataset))
+    assert count(market_db, schema.cc_asset_market_data) == len(served_assets(dataset))
+    exchanges = schema.cc_exchanges_general
+    with market_db.connect() as connection:
+        first = dict(connection.execute(sa.select(exchanges.c.internal_name, exchanges.c.created_at)).all())
+        kraken = connection.execute(sa.select(exchanges).where(exchanges.c.internal_name == "Kraken")).one()
+    assert isinstance(kraken.grade_points, float) and kraken.grade in QUALIFYING
+
+    fake_api.dataset.exchanges[0].grade = "C"
+    assert dg.materialize(REFERENCE_ASSETS, resources={"ccdata": ccdata, "market_db": market_db}).success
+    assert count(market_db, schema.cc_exchanges_general) == len(dataset.exchanges)
+    assert count(market_db, schema.cc_asset_market_data) == len(served_assets(dataset)), "same day: updated"
+    with market_db.connect() as connection:
+        again = dict(connection.execute(sa.select(exchanges.c.internal_name, exchanges.c.created_at)).all())
+        grade = connection.execute(
+            sa.select(exchanges.c.grade).where(
+                exchanges.c.internal_name == dataset.exchanges[0].internal_name
+            )
+        ).scalar_one()
+    assert again == first
+    assert grade == "C"
+
+
+def test_instruments_are_requested_once_per_status_with_the_status_explicit(
+    ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    from spot_pipeline.reference_data.assets import InstrumentsConfig, cc_instruments_spot
+
+    config = InstrumentsConfig(instrument_statuses=["ACTIVE", "RETIRED"])
+    result = dg.materialize(
+        [cc_instruments_spot],
+        resources={"ccdata": ccdata, "market_db": market_db},
+        run_config=dg.RunConfig({"cc_instruments_spot": config}),
+    )
+    assert result.success
+    statuses = [
+        r.query.get("instrument_status") for r in fake_api.requests if r.path.endswith("/instruments")
+    ]
+    assert sorted(statuses) == ["ACTIVE", "RETIRED"]
+    table = schema.cc_instruments_spot
+    with market_db.connect() as connection:
+        stored = set(
+            connection.execute(sa.select(table.c.instrument_status_on_exchange).distinct()).scalars()
+        )
+    assert stored == {"ACTIVE", "RETIRED"}
+
+
+def test_unknown_instrument_status_is_rejected_with_the_allowed_list() -> None:
+    from spot_pipeline.reference_data.assets import InstrumentsConfig
+
+    with pytest.raises(ValueError, match="READY_FOR_DECOMMISSIONING"):
+        InstrumentsConfig(instrument_statuses=["LIVE"])
+
+
+def test_payload_values_that_cannot_be_stored_name_their_field() -> None:
+    assert as_float("71", "GradePoints") == 71.0
+    assert as_float("", "GradePoints") is None
+    with pytest.raises(PayloadValueError, match="exchange Kraken GradePoints is 'high'"):
+        as_float("high", "exchange Kraken GradePoints")
+    with pytest.raises(PayloadValueError, match="not unix seconds"):
+        as_datetime(1_749_081_600_000, "FIRST_TRADE_TIMESTAMP")
+    with pytest.raises(PayloadValueError, match="required field InternalName"):
+        parsing.exchange_rows({"1": {"Id": "1", "Name": "X"}}, utc_now())
