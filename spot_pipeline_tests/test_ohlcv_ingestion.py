@@ -160,26 +160,42 @@ def test_rerun_changes_only_collected_at(
 
 
 def test_failed_pair_leaves_no_rows_and_names_itself_while_others_are_stored(
-    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+    universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
 ) -> None:
-    victim = universe[0]
-    market = fake_api.dataset.market(victim.exchange)
-    removed = market.find_instrument(victim.exchange_instrument_id)
-    market.remove_instrument(victim.exchange_instrument_id)
+    serial = CCDataClient(
+        data_api_url=fake_api.data_api_url,
+        min_api_url=fake_api.min_api_url,
+        max_concurrency=1,
+        max_retries=2,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.02,
+    )
+    fake_api.fail_next(3, status=503, path=HISTORY_PATH)  # the first pair's attempt and both retries
     first = YESTERDAY - dt.timedelta(days=2)
 
-    result = materialize_candles(ccdata, market_db, first, YESTERDAY)
+    result = materialize_candles(serial, market_db, first, YESTERDAY)
     assert not result.success
-    failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw").user_failure_data
-    assert str(victim) in failure.description
-    rows = stored(market_db)
-    assert not [key for key in rows if key[:2] == (victim.exchange, victim.exchange_instrument_id)]
-    assert {key[:2] for key in rows} >= {(p.exchange, p.exchange_instrument_id) for p in universe[1:3]}
+    stored_pairs = {key[:2] for key in stored(market_db)}
+    missing = [pair for pair in universe if (pair.exchange, pair.exchange_instrument_id) not in stored_pairs]
+    assert len(missing) == 1, "exactly the failed pair has no rows; every other pair is stored"
+    description = failure_description(result)
+    assert str(missing[0]) in description and "CCDataUnavailableError" in description
     assert candle_metadata(result)["pairs_failed"] == 1
 
-    market.instruments.append(removed)
-    assert materialize_candles(ccdata, market_db, first, YESTERDAY).success
-    assert [key for key in stored(market_db) if key[:2] == (victim.exchange, victim.exchange_instrument_id)]
+    assert materialize_candles(serial, market_db, first, YESTERDAY).success
+    assert (missing[0].exchange, missing[0].exchange_instrument_id) in {key[:2] for key in stored(market_db)}
+
+
+def test_instrument_the_api_does_not_know_counts_as_empty_and_is_named(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    gone = universe[0]
+    fake_api.dataset.market(gone.exchange).remove_instrument(gone.exchange_instrument_id)
+    result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    assert result.success
+    metadata = candle_metadata(result)
+    assert metadata["pairs_not_found"] == [str(gone)] and metadata["pairs_empty"] == 1
+    assert not [key for key in stored(market_db) if key[:2] == (gone.exchange, gone.exchange_instrument_id)]
 
 
 def test_revised_candles_are_updated_on_rerun(

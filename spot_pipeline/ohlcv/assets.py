@@ -127,6 +127,7 @@ def _run_metadata(
         "window": str(window),
         "pairs_ok": summary.pairs_ok,
         "pairs_empty": summary.pairs_empty,
+        "pairs_not_found": dg.MetadataValue.json(sorted(str(pair) for pair in summary.not_found)[:50]),
         "pairs_failed": len(summary.failed),
         "rows_written": summary.rows_written,
         "rows_inserted": rows_inserted,

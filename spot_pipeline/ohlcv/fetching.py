@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
 
-from spot_pipeline.ccdata import CCDataClient, CCDataError
+from spot_pipeline.ccdata import CCDataClient, CCDataError, CCDataNotFoundError
 from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.ohlcv.candles import DayWindow, Row, candle_rows, plan_requests
 from spot_pipeline.payload import PayloadValueError
@@ -21,6 +21,7 @@ class PairResult:
     pair: Pair
     rows: list[Row]
     error: str | None = None
+    not_found: bool = False
 
 
 def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at: dt.datetime) -> PairResult:
@@ -34,6 +35,10 @@ def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at
             )
         ]
         return PairResult(pair, candle_rows(candles, pair, window, collected_at))
+    except CCDataNotFoundError:
+        # The API answers 404 both for "no data in this window" (before a listing) and for unknown
+        # instruments; neither is retryable. The pair counts as empty and is named in the metadata.
+        return PairResult(pair, [], not_found=True)
     except (CCDataError, PayloadValueError) as error:
         return PairResult(pair, [], f"{type(error).__name__}: {error}")
 

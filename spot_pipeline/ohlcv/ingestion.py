@@ -23,6 +23,7 @@ class IngestionSummary:
     pairs_empty: int = 0
     rows_written: int = 0
     failed: dict[Pair, str] = field(default_factory=dict)
+    not_found: list[Pair] = field(default_factory=list)
 
     def failure_report(self) -> str:
         lines = [f"{len(self.failed)} pair(s) failed; re-run the partition(s) to fill them:"]
@@ -50,6 +51,8 @@ class CandleWriter:
             self._summary.failed[result.pair] = result.error
         elif not result.rows:
             self._summary.pairs_empty += 1
+            if result.not_found:
+                self._summary.not_found.append(result.pair)
         else:
             self._buffer.append(result)
             self._buffered_rows += len(result.rows)
