@@ -164,5 +164,22 @@ def test_payload_values_that_cannot_be_stored_name_their_field() -> None:
         as_float("high", "exchange Kraken GradePoints")
     with pytest.raises(PayloadValueError, match="not unix seconds"):
         as_datetime(1_749_081_600_000, "FIRST_TRADE_TIMESTAMP")
-    with pytest.raises(PayloadValueError, match="required field InternalName"):
-        parsing.exchange_rows({"1": {"Id": "1", "Name": "X"}}, utc_now())
+    parsed = parsing.exchange_rows(
+        {"1": {"Id": "1", "Name": "X"}, "2": {"Id": "2", "InternalName": "Y"}}, utc_now()
+    )
+    assert [row["internal_name"] for row in parsed.rows] == ["Y"]
+    assert parsed.skipped == ["exchange 1: required field InternalName is missing or empty"]
+
+
+def test_an_asset_the_top_list_describes_incompletely_is_skipped_but_still_ranked(
+    market_db: MarketDatabase,
+) -> None:
+    items = [
+        {"ID": 1, "SYMBOL": "BTC", "ID_LEGACY": 1182, "CREATED_ON": 1, "UPDATED_ON": 2},
+        {"ID": 7, "SYMBOL": "NEW", "ID_LEGACY": None, "CREATED_ON": 1, "UPDATED_ON": 2},
+    ]
+    assets = parsing.asset_rows(items, utc_now())
+    assert [row["asset_id"] for row in assets.rows] == [1]
+    assert assets.skipped == ["asset 7: required field ID_LEGACY is missing or empty"]
+    snapshots = parsing.asset_market_data_rows(items, utc_now(), utc_now())
+    assert [row["asset_id"] for row in snapshots.rows] == [1, 7]

@@ -162,3 +162,20 @@ def test_metadata_reports_pairs_per_exchange_and_unmatched_graded_exchanges(
     assert metadata["dagster/row_count"].value == 2
     assert metadata["graded_exchanges_without_market"].value == ["ghostex"]
     assert "| kraken | AA | 2 |" in metadata["pairs_per_exchange"].value
+
+
+def test_asset_ranked_by_its_snapshot_even_without_an_asset_row(market_db: MarketDatabase) -> None:
+    with market_db.begin() as connection:
+        seed.exchange(connection, "Kraken", "AA")
+        seed.instrument(connection, "kraken", "NEW-USD", base_id=77)
+        connection.execute(
+            schema.cc_asset_market_data.insert().values(
+                asset_id=77,
+                snapshot_ts=seed.TODAY,
+                spot_moving_30_day_quote_volume_usd=1e9,
+                created_at=seed.NOW,
+                updated_at=seed.NOW,
+            )
+        )
+    materialize_universe(market_db)
+    assert stored_pairs(market_db) == {("kraken", "NEW-USD")}

@@ -23,37 +23,54 @@ KEEP_ON_UPDATE = ("created_at",)
 def write_reference_rows(
     connection: sa.Connection,
     table: sa.Table,
-    rows: Sequence[dict[str, Any]],
+    parsed: parsing.Parsed,
     key_columns: Sequence[str],
     preview_columns: Sequence[str],
+    log: dg.DagsterLogManager,
 ) -> dict[str, Any]:
-    """Upsert `rows` on the table's natural key and describe the result as asset metadata."""
-    written = upsert_rows(connection, table, rows, key_columns, keep_on_update=KEEP_ON_UPDATE)
+    """Upsert the parsed rows on the table's natural key and describe the result as asset metadata.
+
+    Records the payload could not provide a storable row for are logged and counted; a payload of
+    which no record is usable fails the step.
+    """
+    if parsed.skipped and not parsed.rows:
+        raise dg.Failure(
+            f"none of the {len(parsed.skipped)} records for {table.name} can be stored, "
+            f"e.g. {parsed.skipped[0]}"
+        )
+    for reason in parsed.skipped:
+        log.warning(f"{table.name}: record skipped: {reason}")
+    written = upsert_rows(connection, table, parsed.rows, key_columns, keep_on_update=KEEP_ON_UPDATE)
     order = [table.c.updated_at.desc(), *(table.c[name] for name in key_columns)]
     return {
         "rows_upserted": written,
+        "records_skipped": len(parsed.skipped),
+        "skipped_examples": dg.MetadataValue.json(parsed.skipped[:10]),
         "dagster/row_count": row_count(connection, table),
         "preview": table_preview(connection, table, preview_columns, order),
     }
 
 
 @dg.asset(group_name=GROUP, kinds={"sql"})
-def cc_exchanges_general(ccdata: CCDataClient, market_db: MarketDatabase) -> dg.MaterializeResult:
+def cc_exchanges_general(
+    context: dg.AssetExecutionContext, ccdata: CCDataClient, market_db: MarketDatabase
+) -> dg.MaterializeResult:
     """Every exchange CCData lists, with its grade (AA best, then A, BB, B, C, D, E).
 
     Source: min-api `/data/exchanges/general`. Upserted on `internal_name`; the grade decides which
     exchanges enter the spot universe.
     """
-    rows = parsing.exchange_rows(ccdata.exchanges_general(), utc_now())
+    parsed = parsing.exchange_rows(ccdata.exchanges_general(), utc_now())
     with market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,
             schema.cc_exchanges_general,
-            rows,
+            parsed,
             ["internal_name"],
             ["internal_name", "name", "grade", "grade_points", "country"],
+            context.log,
         )
-    graded = sum(1 for row in rows if row["grade"])
+    graded = sum(1 for row in parsed.rows if row["grade"])
     return dg.MaterializeResult(metadata={**metadata, "graded_exchanges": graded})
 
 
@@ -82,7 +99,10 @@ class InstrumentsConfig(dg.Config):
 
 @dg.asset(group_name=GROUP, kinds={"sql"})
 def cc_instruments_spot(
-    config: InstrumentsConfig, ccdata: CCDataClient, market_db: MarketDatabase
+    context: dg.AssetExecutionContext,
+    config: InstrumentsConfig,
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
 ) -> dg.MaterializeResult:
     """Spot instruments of every exchange: the exchange's own id, the mapped BASE-QUOTE symbol,
     base and quote asset ids, and the instrument's status.
@@ -94,16 +114,15 @@ def cc_instruments_spot(
     """
     now = utc_now()
     markets = config.markets or None
-    rows = parsing.one_row_per_mapped_symbol(
-        row
-        for status in config.instrument_statuses
-        for row in parsing.instrument_rows(ccdata.spot_instruments(status, markets), now)
-    )
+    parsed = parsing.Parsed()
+    for status in config.instrument_statuses:
+        parsed.extend(parsing.instrument_rows(ccdata.spot_instruments(status, markets), now))
+    rows = parsed.rows = parsing.one_row_per_mapped_symbol(parsed.rows)
     with market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,
             schema.cc_instruments_spot,
-            rows,
+            parsed,
             ["exchange_internal_name", "mapped_instrument_symbol"],
             [
                 "exchange_internal_name",
@@ -113,6 +132,7 @@ def cc_instruments_spot(
                 "base_asset_id",
                 "quote_asset_id",
             ],
+            context.log,
         )
     per_status = Counter(str(row["instrument_status_on_exchange"]) for row in rows)
     markets = len({row["exchange_internal_name"] for row in rows})
@@ -149,7 +169,7 @@ class TopListConfig(dg.Config):
     ]
 )
 def asset_top_list(
-    config: TopListConfig, ccdata: CCDataClient, market_db: MarketDatabase
+    context: dg.AssetExecutionContext, config: TopListConfig, ccdata: CCDataClient, market_db: MarketDatabase
 ) -> tuple[dg.MaterializeResult, dg.MaterializeResult]:
     """Fetch the asset top list once and store the assets and today's volume snapshot together."""
     now = utc_now()
@@ -161,6 +181,7 @@ def asset_top_list(
             parsing.asset_rows(items, now),
             ["asset_id"],
             ["asset_id", "symbol", "name", "asset_type"],
+            context.log,
         )
         snapshots = write_reference_rows(
             connection,
@@ -168,6 +189,7 @@ def asset_top_list(
             parsing.asset_market_data_rows(items, utc_day_start(now), now),
             ["asset_id", "snapshot_ts"],
             ["asset_id", "snapshot_ts", "price_usd", "spot_moving_30_day_quote_volume_usd"],
+            context.log,
         )
     return (
         dg.MaterializeResult(asset_key="cc_assets", metadata=assets),

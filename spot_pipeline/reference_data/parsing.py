@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from spot_pipeline.payload import as_bool, as_datetime, as_float, as_int, as_text, mapping, required
+from spot_pipeline.payload import (
+    PayloadValueError,
+    as_bool,
+    as_datetime,
+    as_float,
+    as_int,
+    as_text,
+    mapping,
+    required,
+)
 
 Row = dict[str, Any]
 
@@ -45,12 +55,35 @@ ASSET_MARKET_FIELDS = {
 }
 
 
-def exchange_rows(data: Any, now: dt.datetime) -> list[Row]:
+@dataclass
+class Parsed:
+    """Rows that can be stored, and why the other records of the payload could not be."""
+
+    rows: list[Row] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def extend(self, other: Parsed) -> None:
+        self.rows += other.rows
+        self.skipped += other.skipped
+
+
+def parse_each(records: Iterable[Any], parse: Callable[[Any], Row]) -> Parsed:
+    """Parse every record; one that cannot be stored is skipped with its reason, not fatal."""
+    parsed = Parsed()
+    for record in records:
+        try:
+            parsed.rows.append(parse(record))
+        except PayloadValueError as error:
+            parsed.skipped.append(str(error))
+    return parsed
+
+
+def exchange_rows(data: Any, now: dt.datetime) -> Parsed:
     """Rows of cc_exchanges_general from the min-api `/data/exchanges/general` Data object."""
-    return [
-        _exchange_row(mapping(record, f"exchange {key}"), f"exchange {key}", now)
-        for key, record in mapping(data, "exchanges/general Data").items()
-    ]
+    return parse_each(
+        mapping(data, "exchanges/general Data").items(),
+        lambda item: _exchange_row(mapping(item[1], f"exchange {item[0]}"), f"exchange {item[0]}", now),
+    )
 
 
 def _exchange_row(record: Mapping[str, Any], context: str, now: dt.datetime) -> Row:
@@ -90,34 +123,38 @@ def _exchange_row(record: Mapping[str, Any], context: str, now: dt.datetime) -> 
     }
 
 
-def instrument_rows(data: Any, now: dt.datetime) -> list[Row]:
+def instrument_rows(data: Any, now: dt.datetime) -> Parsed:
     """Rows of cc_instruments_spot from a `/spot/v1/markets/instruments` Data object."""
-    rows = []
+    parsed = Parsed()
     for market, market_record in mapping(data, "markets/instruments Data").items():
         instruments = mapping(market_record, f"market {market}").get("instruments") or {}
-        for mapped, record in mapping(instruments, f"market {market} instruments").items():
-            context = f"instrument {market}/{mapped}"
-            rows.append(_instrument_row(market, mapped, mapping(record, context), context, now))
-    return rows
+        parsed.extend(
+            parse_each(
+                mapping(instruments, f"market {market} instruments").items(),
+                lambda item, market=market: _instrument_row(
+                    market, item[0], mapping(item[1], f"instrument {market}/{item[0]}"), now
+                ),
+            )
+        )
+    return parsed
 
 
-def _instrument_row(
-    market: str, mapped: str, record: Mapping[str, Any], context: str, now: dt.datetime
-) -> Row:
-    mapping = record.get("INSTRUMENT_MAPPING") or {}
+def _instrument_row(market: str, mapped: str, record: Mapping[str, Any], now: dt.datetime) -> Row:
+    context = f"instrument {market}/{mapped}"
+    instrument_mapping = record.get("INSTRUMENT_MAPPING") or {}
     return {
         "exchange_internal_name": market,
         "mapped_instrument_symbol": str(record.get("MAPPED_INSTRUMENT") or mapped),
         "api_instrument_type": as_text(record.get("TYPE")),
         "instrument_status_on_exchange": as_text(record.get("INSTRUMENT_STATUS")),
         "exchange_instrument_symbol_raw": as_text(record.get("INSTRUMENT")),
-        "base_asset_symbol": as_text(mapping.get("BASE")),
-        "base_asset_id": as_int(mapping.get("BASE_ID"), f"{context} BASE_ID"),
-        "quote_asset_symbol": as_text(mapping.get("QUOTE")),
-        "quote_asset_id": as_int(mapping.get("QUOTE_ID"), f"{context} QUOTE_ID"),
-        "transform_function": as_text(mapping.get("TRANSFORM_FUNCTION")),
+        "base_asset_symbol": as_text(instrument_mapping.get("BASE")),
+        "base_asset_id": as_int(instrument_mapping.get("BASE_ID"), f"{context} BASE_ID"),
+        "quote_asset_symbol": as_text(instrument_mapping.get("QUOTE")),
+        "quote_asset_id": as_int(instrument_mapping.get("QUOTE_ID"), f"{context} QUOTE_ID"),
+        "transform_function": as_text(instrument_mapping.get("TRANSFORM_FUNCTION")),
         "instrument_mapping_created_datetime": as_datetime(
-            mapping.get("CREATED_ON"), f"{context} CREATED_ON"
+            instrument_mapping.get("CREATED_ON"), f"{context} CREATED_ON"
         ),
         "has_trades": as_bool(record.get("HAS_TRADES_SPOT"), f"{context} HAS_TRADES_SPOT"),
         "first_trade_datetime": as_datetime(
@@ -153,9 +190,9 @@ def _status_rank(row: Row) -> int:
     return INSTRUMENT_STATUSES.index(status) if status in INSTRUMENT_STATUSES else len(INSTRUMENT_STATUSES)
 
 
-def asset_rows(items: Iterable[Mapping[str, Any]], now: dt.datetime) -> list[Row]:
+def asset_rows(items: Iterable[Mapping[str, Any]], now: dt.datetime) -> Parsed:
     """Rows of cc_assets from `/asset/v1/top/list` LIST items."""
-    return [_asset_row(item, now) for item in items]
+    return parse_each(items, lambda item: _asset_row(item, now))
 
 
 def _asset_row(item: Mapping[str, Any], now: dt.datetime) -> Row:
@@ -188,23 +225,22 @@ def _asset_row(item: Mapping[str, Any], now: dt.datetime) -> Row:
 
 def asset_market_data_rows(
     items: Iterable[Mapping[str, Any]], snapshot_ts: dt.datetime, now: dt.datetime
-) -> list[Row]:
+) -> Parsed:
     """Rows of cc_asset_market_data: one volume snapshot per asset, dated `snapshot_ts`."""
-    rows = []
-    for item in items:
-        asset_id = as_int(required(item, "ID", "top list item"), "top list item ID")
-        values = {
-            column: as_float(item.get(field), f"asset {asset_id} {field}")
-            for column, field in ASSET_MARKET_FIELDS.items()
-        }
-        rows.append(
-            {
-                "asset_id": asset_id,
-                "snapshot_ts": snapshot_ts,
-                "price_usd_source": as_text(item.get("PRICE_USD_SOURCE")),
-                **values,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    return rows
+    return parse_each(items, lambda item: _asset_market_data_row(item, snapshot_ts, now))
+
+
+def _asset_market_data_row(item: Mapping[str, Any], snapshot_ts: dt.datetime, now: dt.datetime) -> Row:
+    asset_id = as_int(required(item, "ID", "top list item"), "top list item ID")
+    values = {
+        column: as_float(item.get(field), f"asset {asset_id} {field}")
+        for column, field in ASSET_MARKET_FIELDS.items()
+    }
+    return {
+        "asset_id": asset_id,
+        "snapshot_ts": snapshot_ts,
+        "price_usd_source": as_text(item.get("PRICE_USD_SOURCE")),
+        **values,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -83,7 +83,7 @@ def top_assets(limit: int) -> sa.Subquery:
                 latest.c.asset_id == snapshots.c.asset_id, latest.c.snapshot_ts == snapshots.c.snapshot_ts
             ),
         )
-        .join(cc_assets, cc_assets.c.asset_id == snapshots.c.asset_id)
+        .outerjoin(cc_assets, cc_assets.c.asset_id == snapshots.c.asset_id)
         .where(volume.is_not(None))
         .subquery("ranked_assets")
     )
