@@ -326,3 +326,36 @@ def test_table_without_the_natural_unique_key_stops_ingestion_and_names_the_dedu
     result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
     assert not result.success
     assert "run deduplicate_ohlcv_job with add_unique_key: true" in failure_description(result)
+
+
+def test_a_symbol_handed_to_another_instrument_never_overwrites_the_previous_holder(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    holder, newcomer = [pair for pair in universe if pair.exchange == "kraken"][:2]
+    day = dt.datetime.combine(YESTERDAY, dt.time())
+    holder_key, newcomer_key = (("kraken", pair.exchange_instrument_id, day) for pair in (holder, newcomer))
+    assert materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY).success
+    holder_before = stored(market_db)[holder_key]
+    # The ticker moves to the newcomer, and the old holder leaves the universe (out of the top assets).
+    kraken = fake_api.dataset.market("kraken")
+    kraken.find_instrument(holder.exchange_instrument_id).mapped_instrument = "OLD-USD"
+    kraken.find_instrument(newcomer.exchange_instrument_id).mapped_instrument = holder.mapped_instrument
+    universe_rows = spot_universe.c.exchange_instrument_id == holder.exchange_instrument_id
+    with market_db.begin() as connection:
+        holder_listing = connection.execute(sa.select(spot_universe).where(universe_rows)).mappings().one()
+        connection.execute(sa.delete(spot_universe).where(universe_rows))
+
+    result = materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY)
+    assert not result.success
+    assert f"stored under instrument {holder.exchange_instrument_id}" in failure_description(result)
+    rows = stored(market_db)
+    assert rows[holder_key] == holder_before, "the previous holder's candle is untouched"
+    assert rows[newcomer_key]["symbol"] == newcomer.mapped_instrument, "the newcomer's old row is kept"
+
+    with market_db.begin() as connection:
+        connection.execute(spot_universe.insert().values(**holder_listing))
+    runs = [materialize_candles(ccdata, market_db, YESTERDAY, YESTERDAY) for _ in range(2)]
+    assert runs[-1].success, "once the holder has moved to its new symbol, the newcomer is stored"
+    rows = stored(market_db)
+    assert rows[holder_key]["symbol"] == "OLD-USD"
+    assert rows[newcomer_key]["symbol"] == holder.mapped_instrument

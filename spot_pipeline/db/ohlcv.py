@@ -71,14 +71,68 @@ def load_universe(connection: sa.Connection) -> list[Pair]:
     return [Pair(*row) for row in connection.execute(query)]
 
 
+class SymbolHeldByAnotherInstrument(RuntimeError):
+    """A candle's mapped symbol is stored, for the same day, under another exchange instrument."""
+
+
 def write_candles(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Upsert candle rows on (datetime, exchange, symbol_unmapped) inside the caller's transaction.
 
     Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
     its row instead of adding a second one.
     """
+    if not rows:
+        return 0
+    _refuse_symbol_takeover(connection, rows)
     # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
     return upsert_rows(connection, candles, sorted(rows, key=itemgetter(*NATURAL_KEY)), NATURAL_KEY)
+
+
+def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Stop before an upsert would overwrite another instrument's candle.
+
+    When a ticker is handed over (LUNA became LUNC, a new LUNA appeared), an instrument's new mapped
+    symbol can still be stored under the previous holder for the same day. The table's primary key
+    (datetime, exchange, symbol) then conflicts first: MySQL would update the other instrument's
+    row, SQLite would refuse. Re-ingesting the previous holder's days moves its rows to its new
+    symbol and frees this one.
+    """
+    incoming = {(row["datetime"], row["exchange"], row["symbol"]): row["symbol_unmapped"] for row in rows}
+    days = [day for day, _, _ in incoming]
+    c = candles.c
+    in_batch = c.datetime.between(min(days), max(days))
+    holders = (
+        sa.select(c.exchange, c.symbol, c.symbol_unmapped)
+        .where(in_batch, sa.tuple_(c.exchange, c.symbol).in_({key[1:] for key in incoming}))
+        .group_by(c.exchange, c.symbol, c.symbol_unmapped)
+    )
+    writers: dict[tuple[str, str], set[str]] = {}
+    for (_, exchange, symbol), instrument in incoming.items():
+        writers.setdefault((exchange, symbol), set()).add(instrument)
+    contested = {
+        (h.exchange, h.symbol)
+        for h in connection.execute(holders)
+        if writers[(h.exchange, h.symbol)] != {h.symbol_unmapped}
+    }
+    if not contested:
+        return
+    detail = sa.select(c.datetime, c.exchange, c.symbol, c.symbol_unmapped).where(
+        in_batch, sa.tuple_(c.exchange, c.symbol).in_(contested)
+    )
+    clashes = [
+        stored
+        for stored in connection.execute(detail)
+        if incoming.get((stored.datetime, stored.exchange, stored.symbol), stored.symbol_unmapped)
+        != stored.symbol_unmapped
+    ]
+    if clashes:
+        first = clashes[0]
+        raise SymbolHeldByAnotherInstrument(
+            f"{first.exchange} {first.symbol} on {len(clashes)} day(s) from {first.datetime:%Y-%m-%d} "
+            f"is stored under instrument {first.symbol_unmapped}, whose mapping has probably changed: "
+            f"re-ingest {first.symbol_unmapped} for those days (or delete its rows if it is gone); "
+            "this pair is skipped until then"
+        )
 
 
 def _in_window(start: dt.datetime, end: dt.datetime) -> sa.ColumnElement[bool]:

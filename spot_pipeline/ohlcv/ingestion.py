@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.ohlcv import Pair, write_candles
+from spot_pipeline.db.ohlcv import Pair, SymbolHeldByAnotherInstrument, write_candles
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
 
 DEFAULT_BATCH_ROWS = 20_000
+WRITE_CONFLICTS = (sa.exc.IntegrityError, SymbolHeldByAnotherInstrument)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class CandleWriter:
             return
         try:
             self._write(batch)
-        except sa.exc.IntegrityError:
+        except WRITE_CONFLICTS:
             for result in batch:
                 self._write_alone(result)
 
@@ -78,11 +79,10 @@ class CandleWriter:
     def _write_alone(self, result: PairResult) -> None:
         try:
             self._write([result])
+        except SymbolHeldByAnotherInstrument as error:
+            self._summary.failed[result.pair] = str(error)
         except sa.exc.IntegrityError as error:
-            self._summary.failed[result.pair] = (
-                f"conflicts with a stored candle of another instrument ({error.orig}); "
-                "inspect the rows of this exchange and symbol"
-            )
+            self._summary.failed[result.pair] = f"conflicts with a stored candle: {error.orig}"
 
 
 def ingest_window(
