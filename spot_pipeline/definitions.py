@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from spot_pipeline.maintenance import deduplication, migration
 from spot_pipeline.ohlcv import assets as ohlcv_assets
 from spot_pipeline.ohlcv import schedules as ohlcv_schedules
 from spot_pipeline.reference_data import assets as reference_assets
@@ -29,8 +30,18 @@ def defs() -> dg.Definitions:
             universe_checks.spot_universe_is_not_empty,
             *ohlcv_schedules.ohlcv_freshness_checks,
         ],
-        jobs=[reference_schedules.refresh_reference_data_job, ohlcv_schedules.ohlcv_daily_job],
-        schedules=[reference_schedules.refresh_reference_data_schedule, ohlcv_schedules.ohlcv_daily_schedule],
+        jobs=[
+            reference_schedules.refresh_reference_data_job,
+            ohlcv_schedules.ohlcv_daily_job,
+            *migration.migration_jobs,
+            *deduplication.deduplication_jobs,
+        ],
+        schedules=[
+            reference_schedules.refresh_reference_data_schedule,
+            ohlcv_schedules.ohlcv_daily_schedule,
+            *migration.migration_schedules,
+            *deduplication.deduplication_schedules,
+        ],
         sensors=[ohlcv_schedules.ohlcv_freshness_sensor],
         resources=build_resources(),
     )

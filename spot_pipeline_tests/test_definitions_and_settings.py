@@ -44,6 +44,9 @@ def test_definitions_expose_the_assets_jobs_and_schedules() -> None:
     assert definitions.resolve_job_def("refresh_reference_data_job")
     assert definitions.resolve_job_def("ohlcv_daily_job")
     assert definitions.resolve_schedule_def("ohlcv_daily_schedule")
+    assert definitions.resolve_job_def("migrate_ohlcv_timestamps_job")
+    assert definitions.resolve_job_def("deduplicate_ohlcv_job")
+    assert definitions.resolve_schedule_def("deduplicate_ohlcv_schedule")
 
 
 def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:

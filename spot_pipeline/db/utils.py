@@ -57,8 +57,10 @@ class DuplicateCount:
 
 @dataclass(frozen=True)
 class BatchResult:
-    start: dt.datetime
-    end: dt.datetime
+    """One window [start, end) of the batch column."""
+
+    start: dt.date
+    end: dt.date
     duplicates: int
     deleted: int
     by_group: dict[str, int]
@@ -74,6 +76,7 @@ class DeduplicationResult:
     batches: int
     by_group: dict[str, int]
     dry_run: bool
+    range_reads: bool  # False: no index starts with the batch column, so every batch read the whole table
 
 
 @dataclass(frozen=True)
@@ -90,16 +93,26 @@ class _Plan:
     def columns(self) -> list[str]:
         return [column.name for column in self.table.c]
 
-    def window(self, start: dt.datetime, end: dt.datetime) -> list[sa.ColumnElement[bool]]:
+    @property
+    def range_reads(self) -> bool:
+        """Whether an index or key starts with the batch column, so that a batch reads only its window."""
+        keys = [*self.table.indexes, *self.table.constraints]
+        indexed = (sa.Index, sa.PrimaryKeyConstraint, sa.UniqueConstraint)
+        leading = [next(iter(key.columns), None) for key in keys if isinstance(key, indexed)]
+        return any(column is not None and column.name == self.batch_column for column in leading)
+
+    def window(self, start: dt.date, end: dt.date) -> list[sa.ColumnElement[bool]]:
+        # Bounds are dates: on SQLite they then compare right with DATETIME text stored with or
+        # without fractions of a second ('2024-01-01' < '2024-01-01 00:00:00' < '... 00:00:00.000000').
         column = self.table.c[self.batch_column]
-        return [column >= start, column < end]
+        return [column >= sa.literal(start, sa.Date), column < sa.literal(end, sa.Date)]
 
 
 def check_identifier(name: str, what: str) -> str:
     """A schema, table or column name that may reach SQL: letters, digits and _ only."""
     if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise ValueError(
-            f"{what} {name!r} is not a plain identifier: use letters, digits and _ (not starting with a digit)"
+            f"{what} {name!r} is not a plain identifier: use letters, digits and _, not starting with a digit"
         )
     return name
 
@@ -114,7 +127,9 @@ def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa
     try:
         return sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=connection)
     except sa.exc.NoSuchTableError:
-        raise ValueError(f"table {schema}.{table_name} does not exist: check the schema and table name") from None
+        raise ValueError(
+            f"table {schema}.{table_name} does not exist: check the schema and table name"
+        ) from None
 
 
 def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
@@ -184,9 +199,13 @@ def deduplicate_table(
         raise ValueError(f"batch_days must be at least 1, got {batch_days}")
     with engine.connect() as connection:
         plan = _plan(connection, schema, table_name, key_columns, order_column, batch_column, group_column)
-        examined = connection.execute(sa.select(sa.func.count()).select_from(plan.table)).scalar_one()
-        windows = list(_batch_windows(connection, plan.table.c[plan.batch_column], batch_days))
+        if not dry_run:
+            _require_transactions(connection, plan.table)
+        column = plan.table.c[plan.batch_column]
+        extent = sa.select(sa.func.count(), sa.func.min(column), sa.func.max(column)).select_from(plan.table)
+        examined, first, last = connection.execute(extent).one()
         connection.commit()
+        windows = _batch_windows(first, last, batch_days)
         batches = []
         with nullcontext() if dry_run else _survivors_table(connection, plan) as survivors:
             for start, end in windows:
@@ -208,6 +227,7 @@ def deduplicate_table(
         batches=len(batches),
         by_group=dict(by_group.most_common()),
         dry_run=dry_run,
+        range_reads=plan.range_reads,
     )
 
 
@@ -238,33 +258,47 @@ def _plan(
     return _Plan(table, tuple(key_columns), order_column, batch_column, group_column)
 
 
+def _require_transactions(connection: sa.Connection, table: sa.Table) -> None:
+    """A batch deletes, then restores survivors: without transactions a failure in between loses rows."""
+    storage_engine = str(table.dialect_kwargs.get("mysql_engine", "InnoDB"))
+    if is_mysql(connection) and storage_engine.lower() != "innodb":
+        raise ValueError(
+            f"{table.schema}.{table.name} uses the {storage_engine} storage engine, which has no "
+            "transactions, so a failure in the middle of a batch could lose rows: convert it first with "
+            f"ALTER TABLE {table.schema}.{table.name} ENGINE=InnoDB"
+        )
+
+
 def _batch_windows(
-    connection: sa.Connection, column: sa.Column, batch_days: int
-) -> Iterator[tuple[dt.datetime, dt.datetime]]:
-    """[start, end) windows of `batch_days` days, from midnight of the first value past the last."""
-    first, last = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
-    if first is None:
+    first: dt.date | None, last: dt.date | None, batch_days: int
+) -> Iterator[tuple[dt.date, dt.date]]:
+    """[start, end) windows of `batch_days` days, from the day of the first value past the last."""
+    if first is None or last is None:
         return
-    start, last = _midnight(first), _midnight(last)
+    start, last = _day(first), _day(last)
     step = dt.timedelta(days=batch_days)
     while start <= last:
         yield start, start + step
         start += step
 
 
-def _midnight(value: dt.date) -> dt.datetime:
-    return dt.datetime(value.year, value.month, value.day)
+def _day(value: dt.date) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _count_batch(connection: sa.Connection, plan: _Plan, start: dt.datetime, end: dt.datetime) -> BatchResult:
+def _count_batch(connection: sa.Connection, plan: _Plan, start: dt.date, end: dt.date) -> BatchResult:
     found = count_duplicates(
-        connection, plan.table, plan.key_columns, group_column=plan.group_column, where=plan.window(start, end)
+        connection,
+        plan.table,
+        plan.key_columns,
+        group_column=plan.group_column,
+        where=plan.window(start, end),
     )
     return BatchResult(start, end, duplicates=found.duplicates, deleted=0, by_group=found.by_group)
 
 
 def _delete_batch(
-    connection: sa.Connection, plan: _Plan, survivors: sa.Table, start: dt.datetime, end: dt.datetime
+    connection: sa.Connection, plan: _Plan, survivors: sa.Table, start: dt.date, end: dt.date
 ) -> BatchResult:
     """Replace every duplicated key of the window by its survivor, inside the caller's transaction."""
     window = plan.window(start, end)

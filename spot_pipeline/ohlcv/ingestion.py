@@ -13,6 +13,7 @@ from spot_pipeline.db.ohlcv import Pair, SymbolHeldByAnotherInstrument, write_ca
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
+from spot_pipeline.timeutils import utc_today
 
 DEFAULT_BATCH_ROWS = 20_000
 WRITE_CONFLICTS = (sa.exc.IntegrityError, SymbolHeldByAnotherInstrument)
@@ -93,7 +94,11 @@ def ingest_window(
     collected_at: dt.datetime,
     batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> IngestionSummary:
-    """Fetch and store every pair's candles for the window; failed pairs are reported, not raised."""
+    """Fetch and store every pair's candles for the window; failed pairs are reported, not raised.
+
+    The current UTC day is never part of the window: its candle is incomplete.
+    """
+    window = window.before(utc_today())
     summary = IngestionSummary()
     writer = CandleWriter(market_db, summary, batch_rows)
     for result in fetch_pairs(client, pairs, window, collected_at):
