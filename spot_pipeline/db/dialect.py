@@ -145,6 +145,30 @@ def qualified_name(connection: sa.Connection, table: sa.Table) -> str:
     return f"{_quote(connection, schema)}.{_quote(connection, table.name)}"
 
 
+def require_transactional_engine(connection: sa.Connection, table: sa.Table) -> None:
+    """A batch deletes, then restores survivors: without transactions a failure in between loses rows."""
+    storage_engine = str(table.dialect_kwargs.get("mysql_engine", "InnoDB"))
+    if is_mysql(connection) and storage_engine.lower() != "innodb":
+        raise ValueError(
+            f"{table.schema}.{table.name} uses the {storage_engine} storage engine, which has no "
+            "transactions, so a failure in the middle of a batch could lose rows: convert it first with "
+            f"ALTER TABLE {table.schema}.{table.name} ENGINE=InnoDB"
+        )
+
+
+def temporary_schema(connection: sa.Connection, schema: str | None) -> str | None:
+    # SQLite keeps temporary tables in its `temp` schema; MySQL in the session, under any database.
+    return schema if is_mysql(connection) else "temp"
+
+
+def drop_temporary_table(connection: sa.Connection, table: sa.Table) -> None:
+    # DROP TEMPORARY can never reach a real table of the same name, and commits nothing on MySQL.
+    keyword = "TEMPORARY TABLE" if is_mysql(connection) else "TABLE"
+    connection.exec_driver_sql(
+        f"DROP {keyword} IF EXISTS {connection.dialect.identifier_preparer.format_table(table)}"
+    )
+
+
 def add_days(connection: sa.Connection, moment: sa.ColumnElement[Any], days: int) -> sa.ColumnElement[Any]:
     """`moment` plus a whole number of days, computed in SQL."""
     if is_mysql(connection):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import is_mysql
+from spot_pipeline.db.dialect import drop_temporary_table, require_transactional_engine, temporary_schema
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_BATCH_DAYS = 31
@@ -200,7 +200,7 @@ def deduplicate_table(
     with engine.connect() as connection:
         plan = _plan(connection, schema, table_name, key_columns, order_column, batch_column, group_column)
         if not dry_run:
-            _require_transactions(connection, plan.table)
+            require_transactional_engine(connection, plan.table)
         column = plan.table.c[plan.batch_column]
         extent = sa.select(sa.func.count(), sa.func.min(column), sa.func.max(column)).select_from(plan.table)
         examined, first, last = connection.execute(extent).one()
@@ -256,17 +256,6 @@ def _plan(
             "name a date or datetime key column as batch_column"
         )
     return _Plan(table, tuple(key_columns), order_column, batch_column, group_column)
-
-
-def _require_transactions(connection: sa.Connection, table: sa.Table) -> None:
-    """A batch deletes, then restores survivors: without transactions a failure in between loses rows."""
-    storage_engine = str(table.dialect_kwargs.get("mysql_engine", "InnoDB"))
-    if is_mysql(connection) and storage_engine.lower() != "innodb":
-        raise ValueError(
-            f"{table.schema}.{table.name} uses the {storage_engine} storage engine, which has no "
-            "transactions, so a failure in the middle of a batch could lose rows: convert it first with "
-            f"ALTER TABLE {table.schema}.{table.name} ENGINE=InnoDB"
-        )
 
 
 def _batch_windows(
@@ -375,33 +364,20 @@ def _survivors_table(connection: sa.Connection, plan: _Plan) -> Iterator[sa.Tabl
         *(sa.Column(column.name, column.type, autoincrement=False) for column in plan.table.c),
         sa.Column(COPIES_COLUMN, sa.BigInteger, autoincrement=False),
         sa.PrimaryKeyConstraint(*plan.key_columns),
-        schema=_temporary_schema(connection, plan.table.schema),
+        schema=temporary_schema(connection, plan.table.schema),
         prefixes=["TEMPORARY"],
         # Same character set and collation as the table, so key comparisons agree with its own.
         **plan.table.dialect_kwargs,
     )
     # A pooled MySQL session can still hold the table from an earlier run that failed.
-    _drop_temporary_table(connection, survivors)
+    drop_temporary_table(connection, survivors)
     survivors.create(connection)
     connection.commit()
     try:
         yield survivors
     finally:
-        _drop_temporary_table(connection, survivors)
+        drop_temporary_table(connection, survivors)
         connection.commit()
-
-
-def _temporary_schema(connection: sa.Connection, schema: str | None) -> str | None:
-    # SQLite keeps temporary tables in its `temp` schema; MySQL in the session, under any database.
-    return schema if is_mysql(connection) else "temp"
-
-
-def _drop_temporary_table(connection: sa.Connection, table: sa.Table) -> None:
-    # DROP TEMPORARY can never reach a real table of the same name, and commits nothing on MySQL.
-    keyword = "TEMPORARY TABLE" if is_mysql(connection) else "TABLE"
-    connection.exec_driver_sql(
-        f"DROP {keyword} IF EXISTS {connection.dialect.identifier_preparer.format_table(table)}"
-    )
 
 
 def _nulls_last(column: sa.ColumnElement) -> sa.ColumnElement[int]:
