@@ -2,13 +2,14 @@
 
 The live table is never altered. `cc_ohlcv_spot_1d_raw_migrating` is made from the live definition
 (same columns in the same order, defaults, nullability, charset, collation, keys and indexes) with the
-four trade timestamps as DATETIME; the database copies and converts the rows in datetime-ordered
-chunks; the copy is verified against the original; one atomic rename then puts it in place and keeps
-the original as `cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD` (UTC date).
+four trade timestamps as DATETIME. The database then copies and converts the rows in datetime-ordered
+chunks (ranges of `datetime`, which every legacy copy has, keyed or not), verifying each chunk against
+the original right after copying it; one atomic rename finally puts the copy in place and keeps the
+original as `cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD` (UTC date).
 
 Time zones: the conversion is arithmetic on a fixed origin and never goes through a zone. MySQL and
 MariaDB compute `TIMESTAMP'1970-01-01 00:00:00' + INTERVAL n SECOND` (FROM_UNIXTIME would render in
-the session zone and fails past 2038); SQLite uses `strftime(..., n, 'unixepoch')`, which is UTC.
+the session zone, and fails past 2038); SQLite uses `strftime(..., n, 'unixepoch')`, which is UTC.
 Verification maps every value back with the inverse (TIMESTAMPDIFF, strftime('%s')).
 
 Valid epochs are whole seconds from 1 (1970-01-01 00:00:01) to 4102444800 (2100-01-01). Anything else
@@ -19,20 +20,23 @@ second; any other invalid value stops). The lossy policies are safe only because
 original values.
 
 Re-running is always safe: until the rename the original is untouched, and a migrating table left by
-a failed run is dropped and rebuilt, never trusted. The callers hold the table's write lock (see
-`spot_pipeline.maintenance.migration`) around every step that writes.
+a failed run is dropped and rebuilt, never trusted. A verification only holds while no one else
+writes the original, so `copy_and_verify` and `swap_tables` must run under one hold of the table's
+write lock (see `spot_pipeline.maintenance.migration`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -54,11 +58,7 @@ MIN_EPOCH_MILLISECONDS = 100_000_000_000  # 1973-03-03 in milliseconds; smaller 
 MAX_EPOCH_MILLISECONDS = MAX_EPOCH_SECONDS * 1000
 
 InvalidEpochPolicy = Literal["stop", "null", "milliseconds"]
-INVALID_EPOCH_POLICIES: tuple[str, ...] = get_args(InvalidEpochPolicy)
 LOSSY_POLICIES: tuple[InvalidEpochPolicy, ...] = ("null", "milliseconds")
-
-# Separates values in the row text that MySQL checksums; a control character no candle field holds.
-_FIELD_SEPARATOR = "\x1f"
 
 
 class TimestampLayout(StrEnum):
@@ -122,21 +122,52 @@ def _datetime_to_epoch_sqlite(element: UtcDatetimeToEpoch, compiler: SQLCompiler
     return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-# --- Inspect --------------------------------------------------------------------------------------
+# --- Valid and invalid epochs --------------------------------------------------------------------
 
-_CATEGORIES: dict[str, Callable[[sa.ColumnElement[int]], sa.ColumnElement[bool]]] = {
+
+def _is_epoch_seconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    return value.between(MIN_EPOCH_SECONDS, MAX_EPOCH_SECONDS)
+
+
+def _is_epoch_milliseconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    return value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS)
+
+
+# Each is NULL for a NULL value, which SQL counts as not met.
+_INVALID_CATEGORIES: dict[str, Callable[[sa.ColumnElement[int]], sa.ColumnElement[bool]]] = {
     "zero or negative": lambda value: value < MIN_EPOCH_SECONDS,
-    "milliseconds": lambda value: value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS),
-    "out of range": lambda value: sa.and_(
-        value > MAX_EPOCH_SECONDS,
-        sa.not_(value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS)),
-    ),
+    "milliseconds": _is_epoch_milliseconds,
+    "out of range": lambda value: sa.and_(value > MAX_EPOCH_SECONDS, sa.not_(_is_epoch_milliseconds(value))),
 }
-_BLOCKING_CATEGORIES: dict[InvalidEpochPolicy, tuple[str, ...]] = {
-    "stop": tuple(_CATEGORIES),
+INVALID_EPOCH_CATEGORIES = tuple(_INVALID_CATEGORIES)
+# The categories each policy cannot handle: the job stops while any value falls in one.
+_UNHANDLED_CATEGORIES: dict[InvalidEpochPolicy, tuple[str, ...]] = {
+    "stop": INVALID_EPOCH_CATEGORIES,
     "null": (),
     "milliseconds": ("zero or negative", "out of range"),
 }
+
+
+def _expected_epoch(value: sa.ColumnElement[int], policy: InvalidEpochPolicy) -> sa.ColumnElement[int]:
+    """The epoch the migrated value must denote under `policy`; NULL for NULL and for invalid values."""
+    whens = [(_is_epoch_seconds(value), value)]
+    if policy == "milliseconds":
+        whens.append((_is_epoch_milliseconds(value), value // 1000))
+    return sa.case(*whens, else_=sa.null())
+
+
+def _unhandled_epoch(value: sa.ColumnElement[int], policy: InvalidEpochPolicy) -> sa.ColumnElement[bool]:
+    return sa.or_(sa.false(), *(_INVALID_CATEGORIES[name](value) for name in _UNHANDLED_CATEGORIES[policy]))
+
+
+def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    """How many rows meet `condition`: SUM of the comparison itself (1, 0 or NULL on both dialects),
+    which is cheaper than a CASE per row.
+    """
+    return sa.func.coalesce(sa.func.sum(sa.type_coerce(condition, sa.Integer)), 0)
+
+
+# --- Inspect --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -154,7 +185,7 @@ class EpochSurvey:
     def blocking(self, policy: InvalidEpochPolicy) -> int:
         """How many invalid values `policy` does not handle (the job stops while any remain)."""
         return sum(
-            counts[category] for counts in self.invalid.values() for category in _BLOCKING_CATEGORIES[policy]
+            counts[category] for counts in self.invalid.values() for category in _UNHANDLED_CATEGORIES[policy]
         )
 
     def describe_examples(self) -> str:
@@ -266,12 +297,11 @@ def survey_epochs(connection: sa.Connection, schema_name: str) -> EpochSurvey:
     original = _reflect(connection, schema_name, ORIGINAL_TABLE)
     measures = [sa.func.count().label("rows")]
     for column in TRADE_TIMESTAMP_COLUMNS:
-        for category, condition in _CATEGORIES.items():
-            count = sa.func.coalesce(sa.func.sum(sa.case((condition(original.c[column]), 1), else_=0)), 0)
-            measures.append(count.label(f"{column}|{category}"))
+        for category, condition in _INVALID_CATEGORIES.items():
+            measures.append(_count_where(condition(original.c[column])).label(f"{column}|{category}"))
     counts = connection.execute(sa.select(*measures)).one()._mapping
     invalid = {
-        column: {category: int(counts[f"{column}|{category}"]) for category in _CATEGORIES}
+        column: {category: int(counts[f"{column}|{category}"]) for category in _INVALID_CATEGORIES}
         for column in TRADE_TIMESTAMP_COLUMNS
     }
     survey = EpochSurvey(rows=int(counts["rows"]), invalid=invalid)
@@ -376,18 +406,18 @@ def _definition(connection: sa.Connection, schema_name: str, table_name: str) ->
     }
 
 
-# --- Copy -----------------------------------------------------------------------------------------
+# --- Copy and verify ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Chunk:
     """The rows with start <= datetime < end; a missing bound is open, and the first chunk takes NULLs."""
 
-    start: Any = None
-    end: Any = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
 
     def where(self, table: sa.Table) -> sa.ColumnElement[bool]:
-        column = _raw_chunk_column(table)
+        column = table.c[CHUNK_COLUMN]
         lower = sa.true() if self.start is None else column >= self.start
         upper = sa.true() if self.end is None else column < self.end
         within = sa.and_(lower, upper)
@@ -395,66 +425,112 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """One chunk of the migrated copy compared with the original, row by row.
+
+    With a primary key the tables are joined on it and every column compared (the trade timestamps
+    mapped back to epochs, text byte for byte); without one, the rows are compared as multisets,
+    duplicates counted. `differences` holds some keys of rows that do not match.
+    """
+
+    method: str
+    rows_original: int
+    rows_migrated: int
+    unhandled_invalid_epochs: int
+    differences: list[dict[str, Any]]
+
+    @property
+    def matches(self) -> bool:
+        return self.rows_original == self.rows_migrated and not self.differences
+
+
+@dataclass(frozen=True)
 class CopyReport:
+    """The whole copy, every chunk of it verified."""
+
     rows: int
     chunks: int
     seconds: float
+    verification_method: str
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def plan_chunks(connection: sa.Connection, schema_name: str, chunk_rows: int) -> list[Chunk]:
-    """Consecutive datetime ranges of about `chunk_rows` rows each (one datetime is never split).
+def plan_chunks(connection: sa.Connection, schema_name: str, chunk_rows: int, rows: int) -> list[Chunk]:
+    """Consecutive datetime ranges holding about `chunk_rows` of the table's `rows` each.
 
-    The table may have no unique key, so chunks are ranges of the `datetime` column; the loop runs
-    over the distinct datetimes (one per day), not over rows.
+    The table may have no unique key, so chunks are ranges of `datetime`, spread evenly between its
+    first and last value (with the usual key these two come from the index, not a scan). The ranges
+    are open at both ends, so together they always cover every row.
     """
-    day = _raw_chunk_column(_reflect(connection, schema_name, ORIGINAL_TABLE))
-    histogram = sa.select(day, sa.func.count()).group_by(day).order_by(day)
-    boundaries: list[Any] = []
-    rows_in_chunk = 0
-    for value, rows in connection.execute(histogram):
-        if rows_in_chunk >= chunk_rows:
-            boundaries.append(value)
-            rows_in_chunk = 0
-        rows_in_chunk += rows
+    column = _reflect(connection, schema_name, ORIGINAL_TABLE).c[CHUNK_COLUMN]
+    first, last = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+    count = math.ceil(rows / chunk_rows)
+    if first is None or count < 2:
+        return [Chunk()]
+    step = (last - first) / count
+    boundaries = sorted({(first + step * index).replace(microsecond=0) for index in range(1, count)})
     return [Chunk(start, end) for start, end in zip([None, *boundaries], [*boundaries, None], strict=True)]
 
 
-def _raw_chunk_column(table: sa.Table) -> sa.ColumnElement[Any]:
-    # No type processing: boundaries bind back exactly as the database stores them (SQLite keeps text).
-    return sa.type_coerce(table.c[CHUNK_COLUMN], sa.types.NullType())
-
-
-def copy_rows(
+def copy_and_verify(
     engine: sa.Engine,
     schema_name: str,
-    chunk_rows: int,
     policy: InvalidEpochPolicy,
+    chunk_rows: int,
+    rows: int,
     on_chunk: Callable[[int, int, int], None] | None = None,
 ) -> CopyReport:
-    """Copy and convert every row into the migrating table, one transaction per chunk.
+    """Copy and convert every row into the migrating table, one transaction per chunk, verifying each
+    chunk against the original right after copying it (while its pages are still in the cache).
 
-    The migrating table is rebuilt first unless it is empty: a partial copy is never added to.
-    `on_chunk(done, total, rows_so_far)` is called after each chunk, for progress reports.
+    Run it under the table's write lock and swap under the same hold: the verification holds only as
+    long as no one writes the original. `rows` (the original's row count as last seen) sizes the
+    chunks. A migrating table that already holds rows is rebuilt first, never added to.
+    `on_chunk(done, total, rows_so_far)` reports progress. Raises InvalidEpochsFound or
+    VerificationFailed; either way the original is untouched.
     """
     started = time.perf_counter()
     with engine.begin() as connection:
         require_legacy_layout(connection, schema_name)
         if _has_rows(connection, schema_name, MIGRATING_TABLE):
             create_migrating_table(connection, schema_name)
-        chunks = plan_chunks(connection, schema_name, chunk_rows)
+        chunks = plan_chunks(connection, schema_name, chunk_rows, rows)
         original = _reflect(connection, schema_name, ORIGINAL_TABLE)
         migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
     copied = 0
     for done, chunk in enumerate(chunks, start=1):
         with engine.begin() as connection:
-            copied += connection.execute(_copy_statement(original, migrating, chunk, policy)).rowcount
+            verification = _copy_chunk(connection, original, migrating, chunk, policy)
+        copied += verification.rows_migrated
         if on_chunk:
             on_chunk(done, len(chunks), copied)
-    return CopyReport(rows=copied, chunks=len(chunks), seconds=time.perf_counter() - started)
+    return CopyReport(copied, len(chunks), time.perf_counter() - started, verification.method)
+
+
+def _copy_chunk(
+    connection: sa.Connection,
+    original: sa.Table,
+    migrating: sa.Table,
+    chunk: Chunk,
+    policy: InvalidEpochPolicy,
+) -> Verification:
+    connection.execute(_copy_statement(original, migrating, chunk, policy))
+    verification = _verify(connection, original, migrating, chunk, policy)
+    schema_name = str(original.schema)
+    if verification.unhandled_invalid_epochs:
+        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(connection, schema_name), policy))
+    if not verification.matches:
+        raise VerificationFailed(
+            f"the migrated copy of {schema_name}.{ORIGINAL_TABLE} does not match it ({verification.method}) "
+            f"for datetime in [{chunk.start or '-inf'}, {chunk.end or '+inf'}): "
+            f"{verification.rows_original} rows in the original, {verification.rows_migrated} in the copy, "
+            f"rows that differ (up to {EXAMPLE_ROWS}): {verification.differences or 'none'}. "
+            f"The original is untouched; {MIGRATING_TABLE} is rebuilt by the next run"
+        )
+    return verification
 
 
 def _copy_statement(
@@ -467,97 +543,126 @@ def _copy_statement(
         for column in original.columns
     ]
     rows = sa.select(*converted).where(chunk.where(original))
-    statement = sa.insert(migrating).from_select([column.name for column in original.columns], rows)
-    # Without it SQLAlchemy drops the row count of INSERT ... SELECT on some MySQL drivers.
-    return statement.execution_options(preserve_rowcount=True)
+    return sa.insert(migrating).from_select([column.name for column in original.columns], rows)
 
 
-def _is_epoch_seconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
-    return value.between(MIN_EPOCH_SECONDS, MAX_EPOCH_SECONDS)
-
-
-def _expected_epoch(value: sa.ColumnElement[int], policy: InvalidEpochPolicy) -> sa.ColumnElement[int]:
-    """The epoch the migrated value must denote under `policy`; NULL for NULL and for invalid values."""
-    whens = [(_is_epoch_seconds(value), value)]
-    if policy == "milliseconds":
-        whens.append((value.between(MIN_EPOCH_MILLISECONDS, MAX_EPOCH_MILLISECONDS), value // 1000))
-    return sa.case(*whens, else_=sa.null())
-
-
-# --- Verify ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Aggregates of the original (as the policy converts it) and of the migrated copy, mapped back.
-
-    Per table: rows, and per trade timestamp column the non-NULL count and the sum of epochs; on
-    MySQL also the sum of a CRC32 of every row's full text. SQLite has no hash function, so there the
-    rows themselves are compared exactly (as multisets: duplicates count), and `row_differences`
-    lists some rows found in one table only.
+def verify_chunk(
+    connection: sa.Connection, schema_name: str, chunk: Chunk, policy: InvalidEpochPolicy
+) -> Verification:
+    """Compare one chunk (`Chunk()`: the whole table) of the migrated copy with the original: row
+    counts, every converted value mapped back to the epoch it came from, every other column equal.
     """
-
-    original: dict[str, int]
-    migrated: dict[str, int]
-    row_differences: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def matches(self) -> bool:
-        return self.original == self.migrated and not self.row_differences
-
-    def describe_differences(self) -> str:
-        aggregates = [
-            f"{name}: original {self.original[name]}, migrated {self.migrated.get(name)}"
-            for name in self.original
-            if self.original[name] != self.migrated.get(name)
-        ]
-        rows = [str(row) for row in self.row_differences]
-        return "; ".join(aggregates + rows)
+    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+    migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
+    return _verify(connection, original, migrating, chunk, policy)
 
 
-def verify_copy(engine: sa.Engine, schema_name: str, policy: InvalidEpochPolicy) -> Verification:
-    """Compare the migrated copy with the original: counts, every value mapped back, every other column."""
-    with engine.connect() as connection:
-        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
-        migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
-        names = [column.name for column in original.columns]
-        expected = sa.select(*_with_timestamps(original, names, lambda value: _expected_epoch(value, policy)))
-        mapped_back = sa.select(*_with_timestamps(migrating, names, UtcDatetimeToEpoch))
-        return Verification(
-            original=_aggregates(connection, expected.subquery()),
-            migrated=_aggregates(connection, mapped_back.subquery()),
-            row_differences=[]
-            if is_mysql(connection)
-            else _row_differences(connection, expected, mapped_back),
+def _verify(
+    connection: sa.Connection,
+    original: sa.Table,
+    migrating: sa.Table,
+    chunk: Chunk,
+    policy: InvalidEpochPolicy,
+) -> Verification:
+    compare = _compare_by_key if original.primary_key.columns else _compare_as_multisets
+    return compare(connection, original, migrating, chunk, policy)
+
+
+def _compare_by_key(
+    connection: sa.Connection,
+    original: sa.Table,
+    migrating: sa.Table,
+    chunk: Chunk,
+    policy: InvalidEpochPolicy,
+) -> Verification:
+    key = [column.name for column in original.primary_key.columns]
+    joined = original.outerjoin(migrating, sa.and_(*(original.c[name] == migrating.c[name] for name in key)))
+    pairs = zip(
+        _comparable(connection, original, policy), _comparable(connection, migrating, None), strict=True
+    )
+    differs = sa.or_(
+        migrating.c[key[0]].is_(None), *(sa.not_(left.is_not_distinct_from(right)) for left, right in pairs)
+    )
+    in_chunk = chunk.where(original)
+    rows, different, unhandled = connection.execute(
+        sa.select(sa.func.count(), _count_where(differs), _count_where(_unhandled_row(original, policy)))
+        .select_from(joined)
+        .where(in_chunk)
+    ).one()
+    differences = []
+    if different:
+        example = sa.select(*(original.c[name] for name in key)).select_from(joined).where(in_chunk, differs)
+        differences = [dict(row._mapping) for row in connection.execute(example.limit(EXAMPLE_ROWS))]
+    return Verification(
+        method=f"join on the primary key ({', '.join(key)})",
+        rows_original=rows,
+        rows_migrated=_row_count(connection, migrating, chunk),
+        unhandled_invalid_epochs=int(unhandled),
+        differences=differences,
+    )
+
+
+def _compare_as_multisets(
+    connection: sa.Connection,
+    original: sa.Table,
+    migrating: sa.Table,
+    chunk: Chunk,
+    policy: InvalidEpochPolicy,
+) -> Verification:
+    both = sa.union_all(
+        sa.select(*_comparable(connection, original, policy), *_side_flags(1, 0)).where(
+            chunk.where(original)
+        ),
+        sa.select(*_comparable(connection, migrating, None), *_side_flags(0, 1)).where(
+            chunk.where(migrating)
+        ),
+    ).subquery()
+    values = [column for column in both.c if column.name not in ("in_original", "in_migrated")]
+    different = (
+        sa.select(*(both.c[name] for name in EXAMPLE_KEY_COLUMNS))
+        .group_by(*values)
+        .having(sa.func.sum(both.c.in_original) != sa.func.sum(both.c.in_migrated))
+        .limit(EXAMPLE_ROWS)
+    )
+    rows, unhandled = connection.execute(
+        sa.select(sa.func.count(), _count_where(_unhandled_row(original, policy))).where(
+            chunk.where(original)
         )
+    ).one()
+    return Verification(
+        method="comparison of all rows as multisets (the table has no primary key)",
+        rows_original=rows,
+        rows_migrated=_row_count(connection, migrating, chunk),
+        unhandled_invalid_epochs=int(unhandled),
+        differences=[dict(row._mapping) for row in connection.execute(different)],
+    )
 
 
-def verify_before_swap(
-    engine: sa.Engine, schema_name: str, chunk_rows: int, policy: InvalidEpochPolicy
-) -> tuple[Verification, bool]:
-    """Verify the copy, catching up once if the original changed since the copy; (verification, caught up).
+def _side_flags(in_original: int, in_migrated: int) -> tuple[sa.ColumnElement[int], ...]:
+    return sa.literal(in_original).label("in_original"), sa.literal(in_migrated).label("in_migrated")
 
-    Must run under the table's write lock, with the swap, so that what is verified is what is swapped.
-    Raises InvalidEpochsFound or VerificationFailed, leaving the original untouched.
+
+def _comparable(
+    connection: sa.Connection, table: sa.Table, policy: InvalidEpochPolicy | None
+) -> list[sa.ColumnElement[Any]]:
+    """Every column in a form that compares exactly: epochs for the trade timestamps (those expected
+    under `policy` for the original, mapped back for the copy when `policy` is None), and on MySQL
+    text as bytes, since its collations equate 'a' with 'A' and ignore trailing spaces.
     """
-    with engine.connect() as connection:
-        require_legacy_layout(connection, schema_name)
-        survey = survey_epochs(connection, schema_name)
-    if survey.blocking(policy):
-        raise InvalidEpochsFound(invalid_epochs_message(survey, policy))
-    verification = verify_copy(engine, schema_name, policy)
-    if verification.matches:
-        return verification, False
-    # Rows were written between the copy and this step: copy again, now that no writer can interleave.
-    copy_rows(engine, schema_name, chunk_rows, policy)
-    verification = verify_copy(engine, schema_name, policy)
-    if not verification.matches:
-        raise VerificationFailed(
-            f"the migrated copy does not match {schema_name}.{ORIGINAL_TABLE}: "
-            f"{verification.describe_differences()}. The original is untouched; {MIGRATING_TABLE} is left "
-            "for inspection and is rebuilt by the next run"
-        )
-    return verification, True
+    columns = []
+    for column in table.columns:
+        if column.name in TRADE_TIMESTAMP_COLUMNS:
+            value = UtcDatetimeToEpoch(column) if policy is None else _expected_epoch(column, policy)
+        elif is_mysql(connection) and isinstance(column.type, sa.String):
+            value = sa.cast(column, mysql.BINARY())
+        else:
+            value = column
+        columns.append(value.label(column.name))
+    return columns
+
+
+def _unhandled_row(original: sa.Table, policy: InvalidEpochPolicy) -> sa.ColumnElement[bool]:
+    return sa.or_(*(_unhandled_epoch(original.c[name], policy) for name in TRADE_TIMESTAMP_COLUMNS))
 
 
 def invalid_epochs_message(survey: EpochSurvey, policy: InvalidEpochPolicy) -> str:
@@ -574,55 +679,6 @@ def invalid_epochs_message(survey: EpochSurvey, policy: InvalidEpochPolicy) -> s
         f"To migrate, {fix}. Examples (datetime exchange symbol_unmapped symbol column=value): "
         f"{survey.describe_examples()}"
     )
-
-
-def _with_timestamps(
-    table: sa.Table, names: Sequence[str], convert: Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
-) -> list[sa.ColumnElement[Any]]:
-    return [
-        convert(table.c[name]).label(name) if name in TRADE_TIMESTAMP_COLUMNS else table.c[name]
-        for name in names
-    ]
-
-
-def _aggregates(connection: sa.Connection, rows: sa.Subquery) -> dict[str, int]:
-    measures: dict[str, sa.ColumnElement[Any]] = {"rows": sa.func.count()}
-    for name in TRADE_TIMESTAMP_COLUMNS:
-        measures[f"{name} values"] = sa.func.count(rows.c[name])
-        measures[f"{name} epoch sum"] = sa.func.sum(rows.c[name])
-    if is_mysql(connection):
-        measures["row checksum"] = sa.func.sum(_row_crc32(list(rows.c)))
-    row = connection.execute(sa.select(*(value.label(key) for key, value in measures.items()))).one()
-    return {key: int(value or 0) for key, value in row._mapping.items()}
-
-
-def _row_crc32(columns: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[int]:
-    """MySQL: CRC32 of a row's values; the NULL map keeps NULL apart from empty or shifted values."""
-    null_map = sa.func.concat(*(sa.func.isnull(column) for column in columns))
-    return sa.func.crc32(sa.func.concat_ws(_FIELD_SEPARATOR, null_map, *columns))
-
-
-def _row_differences(
-    connection: sa.Connection, expected: sa.Select, mapped_back: sa.Select
-) -> list[dict[str, Any]]:
-    """Rows whose number of occurrences differs between the two selects (exact, NULL-safe)."""
-    both = sa.union_all(
-        expected.add_columns(sa.literal(1).label("in_original"), sa.literal(0).label("in_migrated")),
-        mapped_back.add_columns(sa.literal(0).label("in_original"), sa.literal(1).label("in_migrated")),
-    ).subquery()
-    values = [column for column in both.c if column.name not in ("in_original", "in_migrated")]
-    in_original, in_migrated = sa.func.sum(both.c.in_original), sa.func.sum(both.c.in_migrated)
-    query = (
-        sa.select(
-            *(both.c[name] for name in EXAMPLE_KEY_COLUMNS),
-            in_original.label("in_original"),
-            in_migrated.label("in_migrated"),
-        )
-        .group_by(*values)
-        .having(in_original != in_migrated)
-        .limit(EXAMPLE_ROWS)
-    )
-    return [dict(row._mapping) for row in connection.execute(query)]
 
 
 # --- Swap and clean up ----------------------------------------------------------------------------
@@ -683,8 +739,9 @@ def _drop_table(connection: sa.Connection, schema_name: str, table_name: str) ->
     return True
 
 
-def _row_count(connection: sa.Connection, table: sa.Table) -> int:
-    return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+def _row_count(connection: sa.Connection, table: sa.Table, chunk: Chunk | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(table)
+    return connection.execute(query if chunk is None else query.where(chunk.where(table))).scalar_one()
 
 
 def _has_rows(connection: sa.Connection, schema_name: str, table_name: str) -> bool:

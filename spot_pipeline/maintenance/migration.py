@@ -1,7 +1,7 @@
 """`migrate_ohlcv_timestamps_job`: the trade timestamps of `cc_ohlcv_spot_1d_raw` from BIGINT to DATETIME.
 
-Steps: inspect -> create the migrating table -> copy and convert -> verify and swap -> clean up. The SQL
-lives in `spot_pipeline.db.migration`; these ops only order the steps, hold the lock and report.
+Steps: inspect -> create the migrating table -> copy, verify and swap -> clean up. The SQL lives in
+`spot_pipeline.db.migration`; these ops only order the steps, hold the lock and report.
 
 Keeping writers apart. Ingestion, deduplication and this job write the table only while holding its
 write lock (`MarketDatabase.write_lock`: a MySQL named lock, or an OS file lock beside the SQLite
@@ -9,13 +9,12 @@ file; the server or the OS releases it if the holder dies, so a crash leaves no 
 writing steps also share the Dagster pool `ohlcv_table_writes`, so the daemon does not schedule them
 side by side.
 
-Why verify and swap are one step. Dagster may run each step in its own process, so no lock can span
-two steps: a writer may get in between the copy and the swap. The copy step holds the lock while it
-copies; the verify-and-swap step takes it again and, under that single hold, checks the whole copy
-against the original, copies again if the original changed since the copy (catch-up), verifies again
-and only then renames. So what is swapped is exactly what was verified, and a concurrent writer's rows
-are never lost: written before that hold, they are in the original the check compares with; written
-after it, they go into the migrated table.
+Why copy, verify and swap are one step. A verification only holds while no one writes the original,
+and Dagster may run each step in its own process, so no lock can span two steps. The copy, the
+verification and the rename therefore run in one step under one hold of the lock: what is swapped is
+exactly what was verified, and a concurrent writer is blocked until the swap is done, after which
+its rows go into the migrated table. Rows written before that step are in the original when it is
+copied. Verifying each chunk right after copying it also finds its rows still in the database's cache.
 
 Re-running converges: until the rename the original is untouched and queryable, a migrating table
 left by a failed run is dropped and rebuilt, and a migrated table makes the job a no-op.
@@ -38,6 +37,8 @@ from spot_pipeline.timeutils import utc_now
 
 
 class MigrationConfig(dg.Config):
+    """How the migration runs; set on inspect_ohlcv_table, which hands it to the other steps."""
+
     chunk_rows: int = Field(
         default=50_000,
         ge=1,
@@ -130,7 +131,8 @@ def create_migrating_table(
 ) -> MigrationPlan:
     """Create market.cc_ohlcv_spot_1d_raw_migrating from the live table's definition (same columns,
     order, defaults, collation, keys and indexes) with DATETIME trade timestamps. A leftover from a
-    failed run is dropped and rebuilt, never reused.
+    failed run is dropped and rebuilt, never reused; the write lock keeps this from dropping a table
+    another migration run is copying into.
     """
     with market_db.write_lock(cc_ohlcv_spot_1d_raw), market_db.begin() as connection:
         leftover = db_migration.create_migrating_table(connection, market_db.schema_name)
@@ -141,62 +143,40 @@ def create_migrating_table(
 
 
 @dg.op(pool=OHLCV_WRITE_POOL)
-def copy_and_convert_rows(
+def copy_verify_and_swap(
     context: dg.OpExecutionContext, plan: MigrationPlan, market_db: MarketDatabase
-) -> MigrationPlan:
-    """Copy every row into the migrating table in datetime-ordered chunks, converting the trade
-    timestamps in the database (UTC, whatever the server or session zone), under the table's write lock.
+) -> str:
+    """Under one hold of the table's write lock: copy every row into the migrating table in
+    datetime-ordered chunks, converting the trade timestamps in the database (UTC, whatever the server
+    or session zone); verify each chunk against the original (row counts, every converted value mapped
+    back to its epoch, every other column); then swap atomically, keeping the original as the dated
+    backup table. Any failure leaves the original untouched. Returns the backup table's name.
     """
 
     def report_progress(done: int, total: int, rows: int) -> None:
-        context.log.info(f"Copied chunk {done}/{total}: {rows:,} rows so far.")
+        context.log.info(f"Copied and verified chunk {done}/{total}: {rows:,} rows so far.")
 
-    with market_db.write_lock(cc_ohlcv_spot_1d_raw):
-        report = db_migration.copy_rows(
-            market_db.engine, market_db.schema_name, plan.chunk_rows, plan.invalid_epochs, report_progress
-        )
-    context.add_output_metadata(
-        {
-            "dagster/row_count": report.rows,
-            "chunks": report.chunks,
-            "seconds": round(report.seconds, 3),
-            "rows_per_second": round(report.rows_per_second),
-        }
-    )
-    return plan
-
-
-@dg.op(pool=OHLCV_WRITE_POOL)
-def verify_and_swap_tables(
-    context: dg.OpExecutionContext, plan: MigrationPlan, market_db: MarketDatabase
-) -> str:
-    """Under one hold of the write lock: verify the copy against the original (row counts, every
-    converted value mapped back to its epoch, every other column), copying again first if rows were
-    written since the copy; then swap atomically, keeping the original as the dated backup table.
-    A failed verification leaves the original untouched. Returns the backup table's name.
-    """
     schema_name = market_db.schema_name
     with market_db.write_lock(cc_ohlcv_spot_1d_raw):
-        verification, caught_up = db_migration.verify_before_swap(
-            market_db.engine, schema_name, plan.chunk_rows, plan.invalid_epochs
+        report = db_migration.copy_and_verify(
+            market_db.engine,
+            schema_name,
+            plan.invalid_epochs,
+            plan.chunk_rows,
+            plan.rows_at_inspection,
+            on_chunk=report_progress,
         )
         with market_db.begin() as connection:
             backup_name = db_migration.backup_table_name(connection, schema_name, utc_now().date())
             db_migration.swap_tables(connection, schema_name, backup_name)
-    if caught_up:
-        context.log.warning("Rows were written after the copy: copied again under the lock before the swap.")
     context.log.info(f"Swapped: the original is now {schema_name}.{backup_name}.")
     context.add_output_metadata(
         {
-            "dagster/row_count": verification.migrated["rows"],
-            "verification": markdown_table(
-                [
-                    {"measure": name, "original": value, "migrated": verification.migrated[name]}
-                    for name, value in verification.original.items()
-                ],
-                ["measure", "original", "migrated"],
-            ),
-            "copied_again_after_concurrent_writes": caught_up,
+            "dagster/row_count": report.rows,
+            "chunks": report.chunks,
+            "copy_and_verify_seconds": round(report.seconds, 3),
+            "rows_per_second": round(report.rows_per_second),
+            "verification": report.verification_method,
             "backup_table": backup_name,
         }
     )
@@ -226,8 +206,8 @@ def clean_up_migration(
 )
 def migrate_ohlcv_timestamps_job() -> None:
     plan, _no_changes = inspect_ohlcv_table()
-    copied = copy_and_convert_rows(create_migrating_table(plan))
-    clean_up_migration(copied, verify_and_swap_tables(copied))
+    created = create_migrating_table(plan)
+    clean_up_migration(created, copy_verify_and_swap(created))
 
 
 migrate_ohlcv_timestamps_schedule = dg.ScheduleDefinition(
@@ -257,10 +237,9 @@ def _inspection_metadata(inspection: db_migration.TableInspection) -> dict[str, 
     }
     if inspection.survey is not None:
         survey = inspection.survey
-        categories = list(next(iter(survey.invalid.values())))
         metadata["invalid_epochs"] = markdown_table(
             [{"column": column, **survey.invalid[column]} for column in TRADE_TIMESTAMP_COLUMNS],
-            ["column", *categories],
+            ["column", *db_migration.INVALID_EPOCH_CATEGORIES],
         )
         metadata["invalid_epoch_examples"] = markdown_table(
             survey.examples, [*db_migration.EXAMPLE_KEY_COLUMNS, "column", "value"]
