@@ -1,6 +1,5 @@
 """The spot-pipeline code location: every asset, check, job, schedule and resource, in one place."""
 
-
 import dagster as dg
 
 from spot_pipeline.maintenance import deduplication, migration

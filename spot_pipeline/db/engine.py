@@ -14,12 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
-from spot_pipeline.db.schema import DEFAULT_SCHEMA
+from spot_pipeline.db.schema import DEFAULT_SCHEMA, SqliteDateTime
 
 MYSQL_DRIVERS = ("mysql", "mariadb")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution options of the pipeline's own: a connection that only reads, and the attached SQLite file.
+READ_ONLY_OPTION = "spot_pipeline_read_only"
+SQLITE_FILE_OPTION = "spot_pipeline_sqlite_file"
 
 
 class DatabaseConfigError(ValueError):
@@ -94,10 +97,16 @@ def _sqlite_engine(url: URL, schema: str) -> sa.Engine:
     in_memory = market_file == ":memory:"
     if not in_memory:
         Path(market_file).parent.mkdir(parents=True, exist_ok=True)
-    pool_args: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    # The main database is an empty in-memory one, for which SQLAlchemy would pick a pool of one
+    # connection per thread that closes other threads' connections: pool explicitly instead.
     engine = sa.create_engine(
-        "sqlite://", connect_args={"check_same_thread": False, "timeout": 30}, **pool_args
+        "sqlite://",
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=StaticPool if in_memory else QueuePool,
     )
+
+    # Reflected tables (migration, deduplication) then read and write DATETIME like the schema does.
+    engine.dialect.ischema_names = {**engine.dialect.ischema_names, "DATETIME": SqliteDateTime}
 
     @event.listens_for(engine, "connect")
     def attach_market_schema(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
@@ -113,6 +122,9 @@ def _sqlite_engine(url: URL, schema: str) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def begin_transaction(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A writer takes the write lock up front, so two writers queue instead of deadlocking on a
+        # lock upgrade; a reader does not take it, so it never holds writers back.
+        deferred = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN DEFERRED" if deferred else "BEGIN IMMEDIATE")
 
-    return engine
+    return engine.execution_options(**{SQLITE_FILE_OPTION: None if in_memory else market_file})

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from spot_pipeline.db.engine import SQLITE_FILE_OPTION
+
 OHLCV_WRITE_POOL = "ohlcv_table_writes"
 DEFAULT_WAIT_SECONDS = 600.0
 _POLL_SECONDS = 0.2
@@ -93,11 +95,7 @@ def _flock_with_deadline(descriptor: int, name: str, wait_seconds: float) -> Non
 
 def _sqlite_market_file(engine: sa.Engine) -> str | None:
     """The file attached as the market schema, or None for an in-memory database."""
-    with engine.connect() as connection:
-        for row in connection.exec_driver_sql("PRAGMA database_list"):
-            if row[1] not in ("main", "temp"):
-                return row[2] or None
-    return None
+    return engine.get_execution_options().get(SQLITE_FILE_OPTION)
 
 
 def _timeout_message(name: str, wait_seconds: float) -> str:

@@ -107,8 +107,8 @@ def _epoch_to_datetime_mysql(element: EpochToUtcDatetime, compiler: SQLCompiler,
 
 @compiles(EpochToUtcDatetime, "sqlite")
 def _epoch_to_datetime_sqlite(element: EpochToUtcDatetime, compiler: SQLCompiler, **kw: Any) -> str:
-    # The text form SQLAlchemy's SQLite DateTime stores, so values compare equal to the pipeline's own.
-    return f"strftime('%Y-%m-%d %H:%M:%S.000000', {compiler.process(element.clauses, **kw)}, 'unixepoch')"
+    # The text form the schema's SQLite DATETIME stores, so values compare equal to the pipeline's own.
+    return f"datetime({compiler.process(element.clauses, **kw)}, 'unixepoch')"
 
 
 @compiles(UtcDatetimeToEpoch, "mysql")

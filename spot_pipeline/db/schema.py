@@ -7,15 +7,27 @@ the two in step. Tables are created when missing and never altered here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 DEFAULT_SCHEMA = "market"
 
-# SQLite keeps DATETIME as text. One second-precision format everywhere, the same one SQLite's own
-# datetime() produces, so values written by SQLAlchemy and values computed in SQL compare equal.
-SQLITE_DATETIME_FORMAT = "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
-UtcDateTime = sa.DateTime().with_variant(sqlite.DATETIME(storage_format=SQLITE_DATETIME_FORMAT), "sqlite")
+
+class SqliteDateTime(sqlite.DATETIME):
+    """SQLite keeps DATETIME as text: one second-precision format everywhere, the one SQLite's own
+    datetime() produces, so values written by SQLAlchemy and values computed in SQL compare equal.
+    Engines also use it for reflected DATETIME columns (see `spot_pipeline.db.engine`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "storage_format", "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d"
+        )
+        super().__init__(*args, **kwargs)
+
+
+UtcDateTime = sa.DateTime().with_variant(SqliteDateTime(), "sqlite")
 
 metadata = sa.MetaData(schema=DEFAULT_SCHEMA)
 

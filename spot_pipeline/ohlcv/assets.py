@@ -1,6 +1,5 @@
 """`cc_ohlcv_spot_1d_raw`: daily spot candles of every universe pair, one partition per closed UTC day."""
 
-
 import os
 import time
 from typing import Any

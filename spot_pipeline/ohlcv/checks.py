@@ -1,6 +1,5 @@
 """Checks on the candles a run wrote, evaluated over the run's own window in the same step."""
 
-
 import datetime as dt
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """The daily candle job, its schedule (yesterday plus recent revisions) and the freshness check."""
 
-
 import datetime as dt
 import os
 

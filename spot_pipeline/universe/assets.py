@@ -1,6 +1,5 @@
 """The spot universe: which (exchange, instrument) pairs to ingest, derived from the database only."""
 
-
 import dagster as dg
 from pydantic import Field, field_validator
 

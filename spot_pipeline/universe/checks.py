@@ -1,6 +1,5 @@
 """Checks on the stored spot universe."""
 
-
 import dagster as dg
 import sqlalchemy as sa
 
