@@ -21,7 +21,12 @@ from spot_pipeline.db.dialect import is_mysql
 from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY, inspect_table
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import MYSQL_TABLE_OPTIONS, UtcDateTime, cc_ohlcv_spot_1d_raw
+from spot_pipeline.db.schema import (
+    MYSQL_TABLE_OPTIONS,
+    TRADE_TIMESTAMP_COLUMNS,
+    UtcDateTime,
+    cc_ohlcv_spot_1d_raw,
+)
 from spot_pipeline.db.utils import DeduplicationResult, deduplicate_table
 from spot_pipeline.maintenance.deduplication import (
     DeduplicationConfig,
@@ -507,3 +512,22 @@ def test_weekly_schedule_pools_and_exports() -> None:
     )
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         DeduplicationConfig(batch_days=0)
+
+
+@pytest.mark.parametrize(("legacy", "expected_batches"), [(True, 1), (False, 4)])
+def test_default_batches_follow_the_indexes(
+    market_db: MarketDatabase, legacy: bool, expected_batches: int
+) -> None:
+    """Without an index starting with `datetime` each batch would read the whole table: one batch."""
+    first_day = dt.datetime(2024, 1, 1)
+    days = [first_day + dt.timedelta(days=offset) for offset in range(100)]
+    with market_db.begin() as connection:
+        if legacy:
+            table = replace_with_legacy_table(connection, primary_key=False)
+            connection.execute(table.insert(), [legacy_row(day) for day in days] * 2)
+        else:
+            rows = [{**legacy_row(day), **dict.fromkeys(TRADE_TIMESTAMP_COLUMNS)} for day in days]
+            connection.execute(cc_ohlcv_spot_1d_raw.insert(), rows)
+    result = natural_key.deduplicate_ohlcv(market_db.engine, market_db.schema_name)
+    assert result.batches == expected_batches
+    assert result.deleted == (100 if legacy else 0)

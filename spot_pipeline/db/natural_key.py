@@ -18,7 +18,6 @@ from spot_pipeline.db.dialect import is_mysql
 from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY, inspect_table
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
 from spot_pipeline.db.utils import (
-    DEFAULT_BATCH_DAYS,
     BatchResult,
     DeduplicationResult,
     DuplicateCount,
@@ -62,7 +61,7 @@ def deduplicate_ohlcv(
     engine: sa.Engine,
     schema: str,
     *,
-    batch_days: int = DEFAULT_BATCH_DAYS,
+    batch_days: int | None = None,
     dry_run: bool = False,
     on_batch: Callable[[BatchResult], None] | None = None,
 ) -> DeduplicationResult:

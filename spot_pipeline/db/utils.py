@@ -183,7 +183,7 @@ def deduplicate_table(
     order_column: str,
     *,
     batch_column: str | None = None,
-    batch_days: int = DEFAULT_BATCH_DAYS,
+    batch_days: int | None = None,
     group_column: str | None = None,
     dry_run: bool = False,
     on_batch: Callable[[BatchResult], None] | None = None,
@@ -191,11 +191,13 @@ def deduplicate_table(
     """Keep one row per `key_columns` in `schema.table_name`: the first by `survivor_order`.
 
     Walks `batch_column` (a DATE/DATETIME key column; the first key column by default) in windows of
-    `batch_days` days, each deduplicated in its own transaction; `group_column` (a key column, e.g.
+    `batch_days` days, each deduplicated in its own transaction. By default (None) batches are
+    DEFAULT_BATCH_DAYS long when an index starts with the batch column; without one every batch would
+    read the whole table, so the table is then done in one batch. `group_column` (a key column, e.g.
     exchange) breaks the counts down; `on_batch` hears about every window. A dry run only counts.
     The caller holds the table's write lock (`MarketDatabase.write_lock`) for a real run.
     """
-    if batch_days < 1:
+    if batch_days is not None and batch_days < 1:
         raise ValueError(f"batch_days must be at least 1, got {batch_days}")
     with engine.connect() as connection:
         plan = _plan(connection, schema, table_name, key_columns, order_column, batch_column, group_column)
@@ -205,6 +207,8 @@ def deduplicate_table(
         extent = sa.select(sa.func.count(), sa.func.min(column), sa.func.max(column)).select_from(plan.table)
         examined, first, last = connection.execute(extent).one()
         connection.commit()
+        if batch_days is None:
+            batch_days = DEFAULT_BATCH_DAYS if plan.range_reads else _days_spanned(first, last)
         windows = _batch_windows(first, last, batch_days)
         batches = []
         with nullcontext() if dry_run else _survivors_table(connection, plan) as survivors:
@@ -269,6 +273,10 @@ def _batch_windows(
     while start <= last:
         yield start, start + step
         start += step
+
+
+def _days_spanned(first: dt.date | None, last: dt.date | None) -> int:
+    return (_day(last) - _day(first)).days + 1 if first is not None and last is not None else 1
 
 
 def _day(value: dt.date) -> dt.date:

@@ -35,11 +35,12 @@ class DeduplicationConfig(dg.Config):
         description="Only count the duplicates per exchange and report what would be deleted: nothing is "
         "deleted and no key is added.",
     )
-    batch_days: int = Field(
-        default=DEFAULT_BATCH_DAYS,
+    batch_days: int | None = Field(
+        default=None,
         ge=1,
-        description="Days of candles deduplicated per transaction. Without an index starting with "
-        "`datetime` (legacy tables with no key) each batch reads the whole table: use larger batches there.",
+        description=f"Days of candles deduplicated per transaction. Default: {DEFAULT_BATCH_DAYS} when an "
+        "index starts with `datetime`; otherwise the whole table in one batch, since each batch would "
+        "read all of it anyway (legacy tables with no key).",
     )
     add_unique_key: bool = Field(
         default=False,
@@ -54,7 +55,7 @@ class DeduplicationPlan:
     """The settings the job runs with, handed from step to step."""
 
     dry_run: bool
-    batch_days: int
+    batch_days: int | None
     add_unique_key: bool
 
 
@@ -115,7 +116,7 @@ def delete_duplicate_candles(
             "duplicates": result.duplicates,
             "deleted": result.deleted,
             "batches": result.batches,
-            "batch_days": plan.batch_days,
+            "batch_days": plan.batch_days or "automatic",
             "batches_read_whole_table": not result.range_reads,
             f"{label}_per_exchange": _per_exchange(result.by_group, label),
         }
