@@ -3,6 +3,7 @@
 from spot_pipeline.ccdata.client import (
     DEFAULT_DATA_API_URL,
     DEFAULT_MIN_API_URL,
+    INSTRUMENT_STATUSES,
     MAX_CANDLES_PER_CALL,
     CCDataClient,
     ClientStats,
@@ -22,6 +23,7 @@ from spot_pipeline.ccdata.rate_limiter import RateLimiter
 __all__ = [
     "DEFAULT_DATA_API_URL",
     "DEFAULT_MIN_API_URL",
+    "INSTRUMENT_STATUSES",
     "MAX_CANDLES_PER_CALL",
     "CCDataAuthError",
     "CCDataClient",

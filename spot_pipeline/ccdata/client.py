@@ -40,6 +40,15 @@ TOP_LIST_PATH = "/asset/v1/top/list"
 EXCHANGES_GENERAL_PATH = "/data/exchanges/general"
 
 MAX_CANDLES_PER_CALL = 5000
+# Values of `instrument_status`, best first; the API's default has changed, so callers pass one.
+INSTRUMENT_STATUSES = (
+    "ACTIVE",
+    "IGNORED",
+    "RETIRED",
+    "EXPIRED",
+    "READY_FOR_DECOMMISSIONING",
+    "RETIRED_UNMAPPED",
+)
 TOP_LIST_MIN_PAGE_SIZE = 10
 TOP_LIST_MAX_PAGE_SIZE = 100
 TOP_LIST_MAX_PAGE = 1000

@@ -14,14 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 SECONDS_PER_DAY = 86_400
-INSTRUMENT_STATUSES = (
-    "ACTIVE",
-    "IGNORED",
-    "RETIRED",
-    "EXPIRED",
-    "READY_FOR_DECOMMISSIONING",
-    "RETIRED_UNMAPPED",
-)
 # Below this many seconds into the current day the current candle has no trade yet.
 _FIRST_LIVE_TRADE_AFTER_SECONDS = 2
 _MIN_TRADES_PER_TRADED_DAY = 4

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
+from spot_pipeline.ccdata import INSTRUMENT_STATUSES
 from spot_pipeline.fake_ccdata.dataset import (
-    INSTRUMENT_STATUSES,
     FakeAsset,
     FakeDataset,
     FakeExchange,

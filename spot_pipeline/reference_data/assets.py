@@ -8,7 +8,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, field_validator
 
-from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata import INSTRUMENT_STATUSES, CCDataClient
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import upsert_rows
 from spot_pipeline.db.resource import MarketDatabase
@@ -76,7 +76,7 @@ def cc_exchanges_general(
 
 class InstrumentsConfig(dg.Config):
     instrument_statuses: list[str] = Field(
-        default=list(parsing.INSTRUMENT_STATUSES),
+        default=list(INSTRUMENT_STATUSES),
         description="Instrument statuses to fetch, one request each; sent explicitly because the API's "
         "default has changed between versions.",
     )
@@ -88,10 +88,10 @@ class InstrumentsConfig(dg.Config):
     @field_validator("instrument_statuses")
     @classmethod
     def _known_statuses(cls, statuses: list[str]) -> list[str]:
-        unknown = sorted(set(statuses) - set(parsing.INSTRUMENT_STATUSES))
+        unknown = sorted(set(statuses) - set(INSTRUMENT_STATUSES))
         if unknown or not statuses:
             raise ValueError(
-                f"instrument_statuses must be a non-empty list of {', '.join(parsing.INSTRUMENT_STATUSES)}; "
+                f"instrument_statuses must be a non-empty list of {', '.join(INSTRUMENT_STATUSES)}; "
                 f"unknown: {unknown}"
             )
         return statuses

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spot_pipeline.ccdata import INSTRUMENT_STATUSES
 from spot_pipeline.payload import (
     PayloadValueError,
     as_bool,
@@ -20,14 +21,6 @@ from spot_pipeline.payload import (
 
 Row = dict[str, Any]
 
-INSTRUMENT_STATUSES = (
-    "ACTIVE",
-    "IGNORED",
-    "RETIRED",
-    "EXPIRED",
-    "READY_FOR_DECOMMISSIONING",
-    "RETIRED_UNMAPPED",
-)
 
 EXCHANGE_GRADE_POINT_PARTS = {
     "legal": "Legal",
