@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from enum import Enum
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -71,6 +71,10 @@ class ClientStats:
     retries: int = 0
     rate_limited: int = 0
     errors: int = 0
+
+    def __sub__(self, earlier: "ClientStats") -> "ClientStats":
+        """What happened between an earlier snapshot and this one."""
+        return ClientStats(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
 
 
 class _StatsCounter:

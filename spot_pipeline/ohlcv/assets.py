@@ -76,7 +76,7 @@ def cc_ohlcv_spot_1d_raw(
         with market_db.connect() as connection:
             rows_after = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
             metadata = _run_metadata(
-                summary, rows_after - rows_before, _stats_delta(stats_before, ccdata.stats), started, window
+                summary, rows_after - rows_before, ccdata.stats - stats_before, started, window
             )
             metadata["preview"] = table_preview(
                 connection,
@@ -108,15 +108,6 @@ def _run_window(context: dg.AssetExecutionContext) -> DayWindow:
     if window.days == 0:
         raise dg.Failure(f"{time_window.start.date()} is not a closed UTC day yet: nothing to ingest")
     return window
-
-
-def _stats_delta(before: ClientStats, after: ClientStats) -> ClientStats:
-    return ClientStats(
-        requests=after.requests - before.requests,
-        retries=after.retries - before.retries,
-        rate_limited=after.rate_limited - before.rate_limited,
-        errors=after.errors - before.errors,
-    )
 
 
 def _run_metadata(
