@@ -9,7 +9,8 @@ engine, then runs, each on a freshly built copy of the same rows and in a fresh 
 1. pandas: `read_sql_table` of the whole table, `to_datetime(unit="s")` on the four columns,
    `to_sql` into the migrating table (no verification, no swap);
 2. the job: every step of `migrate_ohlcv_timestamps_job` (inspect, create, copy and convert,
-   verify, swap, clean up), in process.
+   verify, swap, clean up), in process, with the job's default config unless `--chunk-rows` or
+   `--parallel-chunks` say otherwise.
 
 Memory is the child's peak resident set size (`getrusage(RUSAGE_SELF).ru_maxrss`), reported whole
 and as growth over the child's size after its imports, so the figure covers the approach's own
@@ -118,10 +119,10 @@ def run_pandas(url: str) -> int:
     return len(frame)
 
 
-def run_job(url: str, chunk_rows: int) -> int:
+def run_job(url: str, config: MigrationConfig) -> int:
     """Every step of the migration job, in process; returns the rows in the migrated table."""
     result = migrate_ohlcv_timestamps_job.execute_in_process(
-        run_config=dg.RunConfig(ops={"inspect_ohlcv_table": MigrationConfig(chunk_rows=chunk_rows)}),
+        run_config=dg.RunConfig(ops={"inspect_ohlcv_table": config}),
         resources={"market_db": MarketDatabase(url=url, schema_name=SCHEMA)},
     )
     return next(
@@ -131,18 +132,24 @@ def run_job(url: str, chunk_rows: int) -> int:
     )
 
 
-def measure_in_this_process(approach: str, url: str, chunk_rows: int) -> Measurement:
+def measure_in_this_process(approach: str, url: str, config: MigrationConfig) -> Measurement:
     baseline = peak_rss_mb()
     started = time.perf_counter()
-    rows = run_pandas(url) if approach == "pandas" else run_job(url, chunk_rows)
+    rows = run_pandas(url) if approach == "pandas" else run_job(url, config)
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
-    return Measurement(approach, rows, seconds, peak, peak - baseline)
+    label = (
+        approach
+        if approach == "pandas"
+        else f"job (parallel_chunks={config.parallel_chunks}, chunk_rows={config.chunk_rows or 'default'})"
+    )
+    return Measurement(label, rows, seconds, peak, peak - baseline)
 
 
-def measure_in_child(approach: str, url: str, chunk_rows: int) -> Measurement:
-    command = [sys.executable, "-m", "benchmarks.migrate_timestamps", "--child", approach]
-    command += ["--url", url, "--chunk-rows", str(chunk_rows)]
+def measure_in_child(approach: str, url: str, config: MigrationConfig) -> Measurement:
+    command = [sys.executable, "-m", "benchmarks.migrate_timestamps", "--child", approach, "--url", url]
+    command += ["--parallel-chunks", str(config.parallel_chunks)]
+    command += ["--chunk-rows", str(config.chunk_rows)] if config.chunk_rows else []
     completed = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ)
     if completed.returncode != 0:
         raise RuntimeError(f"the {approach} run failed:\n{completed.stderr[-4000:]}")
@@ -169,12 +176,19 @@ def main() -> None:
         "--rows", type=int, default=1_000_000, help="legacy rows to build (default 1,000,000)"
     )
     parser.add_argument("--url", default=os.environ.get("SPOT_PIPELINE_BENCH_MYSQL_URL", DEFAULT_URL))
-    parser.add_argument("--chunk-rows", type=int, default=MigrationConfig().chunk_rows)
+    parser.add_argument("--chunk-rows", type=int, help="the job's chunk_rows config (default: its own)")
+    parser.add_argument(
+        "--parallel-chunks",
+        type=int,
+        default=MigrationConfig().parallel_chunks,
+        help="chunks the job works on at once (its parallel_chunks config)",
+    )
     parser.add_argument("--no-primary-key", action="store_true", help="build the legacy table without a key")
     parser.add_argument("--child", choices=["pandas", "job"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    config = MigrationConfig(chunk_rows=args.chunk_rows, parallel_chunks=args.parallel_chunks)
     if args.child:
-        print(json.dumps(measure_in_this_process(args.child, args.url, args.chunk_rows).__dict__))
+        print(json.dumps(measure_in_this_process(args.child, args.url, config).__dict__))
         return
     try:
         measurements = []
@@ -184,7 +198,7 @@ def main() -> None:
             build_legacy_table(args.url, args.rows, primary_key=not args.no_primary_key)
             flush_to_disk(args.url)
             print(f"built {args.rows:,} legacy rows in {time.perf_counter() - started:.1f} s", flush=True)
-            measurements.append(measure_in_child(approach, args.url, args.chunk_rows))
+            measurements.append(measure_in_child(approach, args.url, config))
         print_table(measurements)
     finally:
         engine = sa.create_engine(args.url)

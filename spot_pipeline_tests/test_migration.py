@@ -506,6 +506,42 @@ def test_crash_at_any_step_keeps_the_original_and_a_rerun_converges(
     assert db_migration.MIGRATING_TABLE not in table_names(legacy_db)
 
 
+def test_a_failed_chunk_stops_the_chunks_not_yet_started(
+    legacy_db: MarketDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_statement = db_migration._copy_statement
+    started: list[db_migration.Chunk] = []
+
+    def crash_on_first_chunk(*args: Any) -> sa.Insert:
+        started.append(args[2])
+        if len(started) == 1:
+            crash()
+        return copy_statement(*args)
+
+    monkeypatch.setattr(db_migration, "_copy_statement", crash_on_first_chunk)
+    result = run_migration(legacy_db, chunk_rows=1, parallel_chunks=2)
+
+    assert not result.success
+    assert "injected crash" in step_error(result)
+    planned_chunks = sum(rows_of(legacy_db).values())  # chunk_rows=1
+    # At most the chunks running, or picked up, before the failure was seen.
+    assert len(started) <= 6 < planned_chunks
+
+
+def test_chunks_are_ranges_of_an_index_or_one_pass_over_the_table() -> None:
+    assert db_migration.chunk_count(1_000_000, None, datetime_indexed=True) == 20
+    assert db_migration.chunk_count(1_000_000, 100_000, datetime_indexed=True) == 10
+    # Without an index every chunk reads the whole table: one chunk unless the config asks otherwise.
+    assert db_migration.chunk_count(1_000_000, None, datetime_indexed=False) == 1
+    assert db_migration.chunk_count(1_000_000, 100_000, datetime_indexed=False) == 10
+    assert db_migration.chunk_count(0, None, datetime_indexed=True) == 1
+
+
+def test_inspection_reports_whether_chunks_read_only_their_range(legacy_db: MarketDatabase) -> None:
+    inspection = db_migration.inspect_original(legacy_db.engine, legacy_db.schema_name)
+    assert inspection.datetime_indexed is bool(inspection.primary_key)
+
+
 def test_crash_while_dropping_the_backup_leaves_a_migrated_table_and_the_backup(
     legacy_db: MarketDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,8 @@ on every new connection, so the same SQLAlchemy Core statements run unchanged on
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,20 @@ def create_market_engine(url: str, schema: str = DEFAULT_SCHEMA) -> sa.Engine:
     if schema != DEFAULT_SCHEMA:
         engine = engine.execution_options(schema_translate_map={DEFAULT_SCHEMA: schema})
     return engine
+
+
+@contextmanager
+def read_only_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for reading: on SQLite its transactions never hold writers back."""
+    with engine.connect() as connection:
+        yield connection.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def max_parallel_connections(engine: sa.Engine, requested: int) -> int:
+    """How many connections may work on a table at once: SQLite has one writer per file (and an
+    in-memory database one shared connection), so 1 there; MySQL/MariaDB take `requested`.
+    """
+    return 1 if engine.dialect.name == "sqlite" else requested
 
 
 def _mysql_engine(url: URL, schema: str) -> sa.Engine:

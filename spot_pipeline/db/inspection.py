@@ -43,6 +43,16 @@ class TableShape:
         return {column: self.type_family(column) for column in TRADE_TIMESTAMP_COLUMNS}
 
 
+def leads_an_index(table: sa.Table, column: str) -> bool:
+    """Whether an index or key of the reflected `table` starts with `column`, so that a range of that
+    column reads only its own rows rather than the whole table.
+    """
+    keys = [*table.indexes, *table.constraints]
+    indexed = (sa.Index, sa.PrimaryKeyConstraint, sa.UniqueConstraint)
+    leading = [next(iter(key.columns), None) for key in keys if isinstance(key, indexed)]
+    return any(first is not None and first.name == column for first in leading)
+
+
 def inspect_table(connection: sa.Connection, schema: str, table_name: str) -> TableShape:
     """Read a table's columns and unique keys (primary key included) from the database."""
     inspector = sa.inspect(connection)

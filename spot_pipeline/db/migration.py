@@ -4,8 +4,9 @@ The live table is never altered. `cc_ohlcv_spot_1d_raw_migrating` is made from t
 (same columns in the same order, defaults, nullability, charset, collation, keys and indexes) with the
 four trade timestamps as DATETIME. The database then copies and converts the rows in datetime-ordered
 chunks (ranges of `datetime`, which every legacy copy has, keyed or not), verifying each chunk against
-the original right after copying it; one atomic rename finally puts the copy in place and keeps the
-original as `cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD` (UTC date).
+the original right after copying it; on MySQL/MariaDB several chunks are worked on at once, each on its
+own connection. One atomic rename finally puts the copy in place and keeps the original as
+`cc_ohlcv_spot_1d_raw_bigint_backup_YYYYMMDD` (UTC date).
 
 Time zones: the conversion is arithmetic on a fixed origin and never goes through a zone. MySQL and
 MariaDB compute `TIMESTAMP'1970-01-01 00:00:00' + INTERVAL n SECOND` (FROM_UNIXTIME would render in
@@ -30,10 +31,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -42,7 +44,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from spot_pipeline.db.dialect import is_mysql
-from spot_pipeline.db.inspection import inspect_table
+from spot_pipeline.db.engine import max_parallel_connections, read_only_connection
+from spot_pipeline.db.inspection import inspect_table, leads_an_index
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
 
 ORIGINAL_TABLE = cc_ohlcv_spot_1d_raw.name
@@ -51,6 +54,10 @@ BACKUP_TABLE_PREFIX = f"{ORIGINAL_TABLE}_bigint_backup_"
 CHUNK_COLUMN = "datetime"
 EXAMPLE_KEY_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol")
 EXAMPLE_ROWS = 10
+DEFAULT_CHUNK_ROWS = 50_000
+# The survey splits the table into this many ranges per connection, so that uneven ranges still
+# keep every connection busy to the end.
+SURVEY_RANGES_PER_CONNECTION = 4
 
 MIN_EPOCH_SECONDS = 1
 MAX_EPOCH_SECONDS = 4_102_444_800  # 2100-01-01 00:00:00 UTC
@@ -212,22 +219,32 @@ class TableInspection:
     rows: int
     column_types: dict[str, str]
     primary_key: tuple[str, ...]
+    datetime_indexed: bool  # an index or key starts with `datetime`, so a chunk reads only its range
     survey: EpochSurvey | None
     leftover_migrating_table: bool
 
 
-def inspect_original(connection: sa.Connection, schema_name: str) -> TableInspection:
-    """Check the live table's layout, count its rows and, in the legacy layout, its invalid epochs."""
-    layout = timestamp_layout(connection, schema_name)
-    survey = survey_epochs(connection, schema_name) if layout is TimestampLayout.BIGINT else None
-    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) -> TableInspection:
+    """Check the live table's layout, count its rows and, in the legacy layout, its invalid epochs
+    (reading ranges of the table on up to `connections` connections at once).
+    """
+    with read_only_connection(engine) as connection:
+        layout = timestamp_layout(connection, schema_name)
+        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        leftover = _table_exists(connection, schema_name, MIGRATING_TABLE)
+        if layout is TimestampLayout.DATETIME:
+            survey, rows = None, _row_count(connection, original)
+    if layout is TimestampLayout.BIGINT:
+        survey = survey_epochs(engine, schema_name, connections)
+        rows = survey.rows
     return TableInspection(
         layout=layout,
-        rows=survey.rows if survey else _row_count(connection, original),
+        rows=rows,
         column_types={column.name: str(column.type) for column in original.columns},
         primary_key=tuple(column.name for column in original.primary_key.columns),
+        datetime_indexed=leads_an_index(original, CHUNK_COLUMN),
         survey=survey,
-        leftover_migrating_table=_table_exists(connection, schema_name, MIGRATING_TABLE),
+        leftover_migrating_table=leftover,
     )
 
 
@@ -292,19 +309,42 @@ def require_legacy_layout(connection: sa.Connection, schema_name: str) -> None:
         )
 
 
-def survey_epochs(connection: sa.Connection, schema_name: str) -> EpochSurvey:
-    """Count the rows and, per trade timestamp column and category, the values that are not valid seconds."""
-    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+def survey_epochs(engine: sa.Engine, schema_name: str, connections: int = 1) -> EpochSurvey:
+    """Count the rows and, per trade timestamp column and category, the values that are not valid
+    seconds. The first pass reads ranges of the table on up to `connections` connections at once.
+    """
+    with read_only_connection(engine) as connection:
+        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        connections = max_parallel_connections(engine, connections)
+        # Without an index on `datetime` every range would read the whole table: one pass instead.
+        indexed = leads_an_index(original, CHUNK_COLUMN)
+        count = connections * SURVEY_RANGES_PER_CONNECTION if indexed else 1
+        ranges = datetime_ranges(connection, original, count)
     # One test per value first (the usual answer is "all valid"); the categories only when needed.
     any_invalid = sa.or_(
         *(sa.not_(_is_epoch_seconds(original.c[column])) for column in TRADE_TIMESTAMP_COLUMNS)
     )
-    rows, invalid_rows = connection.execute(sa.select(sa.func.count(), _count_where(any_invalid))).one()
-    if not invalid_rows:
+
+    def count_range(chunk: Chunk) -> sa.Row[tuple[int, int]]:
+        with read_only_connection(engine) as connection:
+            query = sa.select(sa.func.count(), _count_where(any_invalid)).where(chunk.where(original))
+            return connection.execute(query).one()
+
+    counts = _map_in_parallel(count_range, ranges, connections)
+    rows = sum(int(range_rows) for range_rows, _ in counts)
+    if not any(invalid_rows for _, invalid_rows in counts):
         return EpochSurvey(
-            rows=int(rows),
+            rows=rows,
             invalid={column: dict.fromkeys(_INVALID_CATEGORIES, 0) for column in TRADE_TIMESTAMP_COLUMNS},
         )
+    with read_only_connection(engine) as connection:
+        return _survey_categories(connection, original)
+
+
+def _survey_categories(connection: sa.Connection, original: sa.Table) -> EpochSurvey:
+    """The invalid values counted per column and category, with examples: one more pass, made only
+    when the first found some.
+    """
     measures = [sa.func.count().label("rows")]
     for column in TRADE_TIMESTAMP_COLUMNS:
         for category, condition in _INVALID_CATEGORIES.items():
@@ -460,6 +500,7 @@ class CopyReport:
 
     rows: int
     chunks: int
+    parallel_chunks: int
     seconds: float
     verification_method: str
 
@@ -468,16 +509,28 @@ class CopyReport:
         return self.rows / self.seconds if self.seconds else 0.0
 
 
-def plan_chunks(connection: sa.Connection, schema_name: str, chunk_rows: int, rows: int) -> list[Chunk]:
-    """Consecutive datetime ranges holding about `chunk_rows` of the table's `rows` each.
+def chunk_count(rows: int, chunk_rows: int | None, datetime_indexed: bool) -> int:
+    """How many chunks the copy of `rows` rows takes. `chunk_rows` None picks: DEFAULT_CHUNK_ROWS
+    when an index starts with `datetime`; otherwise one chunk, since every chunk would read the whole
+    table (many chunks would make the copy quadratic in the table's size).
+    """
+    if chunk_rows is None:
+        if not datetime_indexed:
+            return 1
+        chunk_rows = DEFAULT_CHUNK_ROWS
+    return max(1, math.ceil(rows / chunk_rows))
+
+
+def datetime_ranges(connection: sa.Connection, table: sa.Table, count: int) -> list[Chunk]:
+    """`count` consecutive ranges of `datetime` (fewer when the table spans fewer seconds), together
+    covering every row of `table`.
 
     The table may have no unique key, so chunks are ranges of `datetime`, spread evenly between its
     first and last value (with the usual key these two come from the index, not a scan). The ranges
     are open at both ends, so together they always cover every row.
     """
-    column = _reflect(connection, schema_name, ORIGINAL_TABLE).c[CHUNK_COLUMN]
+    column = table.c[CHUNK_COLUMN]
     first, last = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
-    count = math.ceil(rows / chunk_rows)
     if first is None or count < 2:
         return [Chunk()]
     step = (last - first) / count
@@ -489,16 +542,19 @@ def copy_and_verify(
     engine: sa.Engine,
     schema_name: str,
     policy: InvalidEpochPolicy,
-    chunk_rows: int,
+    chunk_rows: int | None,
     rows: int,
+    connections: int = 1,
     on_chunk: Callable[[int, int, int], None] | None = None,
 ) -> CopyReport:
     """Copy and convert every row into the migrating table, one transaction per chunk, verifying each
     chunk against the original right after copying it (while its pages are still in the cache).
+    Up to `connections` chunks are worked on at once, each on its own connection (1 on SQLite).
 
     Run it under the table's write lock and swap under the same hold: the verification holds only as
-    long as no one writes the original. `rows` (the original's row count as last seen) sizes the
-    chunks. A migrating table that already holds rows is rebuilt first, never added to.
+    long as no one writes the original. `rows` (the original's row count as last seen) and
+    `chunk_rows` size the chunks (see `chunk_count`). A migrating table that already holds rows is
+    rebuilt first, never added to.
     `on_chunk(done, total, rows_so_far)` reports progress. Raises InvalidEpochsFound or
     VerificationFailed; either way the original is untouched.
     """
@@ -507,17 +563,30 @@ def copy_and_verify(
         require_legacy_layout(connection, schema_name)
         if _has_rows(connection, schema_name, MIGRATING_TABLE):
             create_migrating_table(connection, schema_name)
-        chunks = plan_chunks(connection, schema_name, chunk_rows, rows)
         original = _reflect(connection, schema_name, ORIGINAL_TABLE)
         migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
-    copied = 0
-    for done, chunk in enumerate(chunks, start=1):
+        count = chunk_count(rows, chunk_rows, leads_an_index(original, CHUNK_COLUMN))
+        chunks = datetime_ranges(connection, original, count)
+
+    def copy(chunk: Chunk) -> Verification:
         with engine.begin() as connection:
-            verification = _copy_chunk(connection, original, migrating, chunk, policy)
+            return _copy_chunk(connection, original, migrating, chunk, policy)
+
+    copied = verified = 0
+
+    def record(verification: Verification) -> None:
+        nonlocal copied, verified
+        if verification.unhandled_invalid_epochs:
+            raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, schema_name), policy))
         copied += verification.rows_migrated
+        verified += 1
         if on_chunk:
-            on_chunk(done, len(chunks), copied)
-    return CopyReport(copied, len(chunks), time.perf_counter() - started, verification.method)
+            on_chunk(verified, len(chunks), copied)
+
+    workers = max_parallel_connections(engine, connections)
+    verifications = _map_in_parallel(copy, chunks, workers, on_result=record)
+    seconds = time.perf_counter() - started
+    return CopyReport(copied, len(chunks), workers, seconds, verifications[-1].method)
 
 
 def _copy_chunk(
@@ -529,12 +598,10 @@ def _copy_chunk(
 ) -> Verification:
     connection.execute(_copy_statement(original, migrating, chunk, policy))
     verification = _verify(connection, original, migrating, chunk, policy)
-    schema_name = str(original.schema)
-    if verification.unhandled_invalid_epochs:
-        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(connection, schema_name), policy))
     if not verification.matches:
         raise VerificationFailed(
-            f"the migrated copy of {schema_name}.{ORIGINAL_TABLE} does not match it ({verification.method}) "
+            f"the migrated copy of {original.schema}.{ORIGINAL_TABLE} does not match it "
+            f"({verification.method}) "
             f"for datetime in [{chunk.start or '-inf'}, {chunk.end or '+inf'}): "
             f"{verification.rows_original} rows in the original, {verification.rows_migrated} in the copy, "
             f"rows that differ (up to {EXAMPLE_ROWS}): {verification.differences or 'none'}. "
@@ -731,6 +798,39 @@ def drop_backup(connection: sa.Connection, schema_name: str, backup_name: str) -
 
 
 # --- Helpers --------------------------------------------------------------------------------------
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def _map_in_parallel(
+    work: Callable[[Item], Result],
+    items: Sequence[Item],
+    workers: int,
+    on_result: Callable[[Result], None] = lambda _result: None,
+) -> list[Result]:
+    """`work` on every item, `workers` at a time; `on_result` sees each result as it comes, in the
+    calling thread. The first error (raised by `work` or by `on_result`) cancels the items not yet
+    started and, once the running ones are done, is raised here. One worker: all in the calling
+    thread, one item after the other (SQLite's single connection is then never shared).
+    """
+    results = []
+    if workers == 1:
+        for item in items:
+            results.append(work(item))
+            on_result(results[-1])
+        return results
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="migration") as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                results.append(future.result())
+                on_result(results[-1])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
 
 
 def _reflect(connection: sa.Connection, schema_name: str, table_name: str) -> sa.Table:

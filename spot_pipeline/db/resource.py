@@ -10,7 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, field_validator
 
-from spot_pipeline.db.engine import READ_ONLY_OPTION, check_schema_name, create_market_engine, safe_url
+from spot_pipeline.db.engine import check_schema_name, create_market_engine, read_only_connection, safe_url
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
 
@@ -76,8 +76,8 @@ class MarketDatabase(dg.ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
         """A connection for reading: on SQLite its transactions never hold writers back."""
-        with self.engine.connect() as connection:
-            yield connection.execution_options(**{READ_ONLY_OPTION: True})
+        with read_only_connection(self.engine) as connection:
+            yield connection
 
     def write_lock(
         self, table: sa.Table, wait_seconds: float = DEFAULT_WAIT_SECONDS

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from spot_pipeline.db.dialect import drop_temporary_table, require_transactional_engine, temporary_schema
+from spot_pipeline.db.inspection import leads_an_index
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_BATCH_DAYS = 31
@@ -96,10 +97,7 @@ class _Plan:
     @property
     def range_reads(self) -> bool:
         """Whether an index or key starts with the batch column, so that a batch reads only its window."""
-        keys = [*self.table.indexes, *self.table.constraints]
-        indexed = (sa.Index, sa.PrimaryKeyConstraint, sa.UniqueConstraint)
-        leading = [next(iter(key.columns), None) for key in keys if isinstance(key, indexed)]
-        return any(column is not None and column.name == self.batch_column for column in leading)
+        return leads_an_index(self.table, self.batch_column)
 
     def window(self, start: dt.date, end: dt.date) -> list[sa.ColumnElement[bool]]:
         # Bounds are dates: on SQLite they then compare right with DATETIME text stored with or

@@ -20,7 +20,6 @@ Re-running converges: until the rename the original is untouched and queryable, 
 left by a failed run is dropped and rebuilt, and a migrated table makes the job a no-op.
 """
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
@@ -39,11 +38,20 @@ from spot_pipeline.timeutils import utc_now
 class MigrationConfig(dg.Config):
     """How the migration runs; set on inspect_ohlcv_table, which hands it to the other steps."""
 
-    chunk_rows: int = Field(
-        default=50_000,
+    chunk_rows: int | None = Field(
+        default=None,
         ge=1,
-        description="Rows per copy transaction (whole days, so a chunk can be larger). Without an index "
-        "starting with `datetime` each chunk reads the whole table: use larger chunks there.",
+        description="Rows per copy transaction (whole days, so a chunk can be larger). Default: "
+        f"{db_migration.DEFAULT_CHUNK_ROWS:,} when an index or key starts with `datetime`; without one, "
+        "every chunk reads the whole table, so the default is one chunk.",
+    )
+    parallel_chunks: int = Field(
+        default=4,
+        ge=1,
+        le=8,
+        description="Chunks surveyed, copied and verified at the same time, each on its own pooled "
+        "connection (MySQL/MariaDB, at most 8; SQLite has one writer, so 1 there). The database "
+        "server's cores and disk bound the gain; 1 leaves most of the server to other work.",
     )
     keep_backup: bool = Field(
         default=True,
@@ -74,7 +82,8 @@ class MigrationConfig(dg.Config):
 class MigrationPlan:
     """The settings the migration runs with, handed from step to step."""
 
-    chunk_rows: int
+    chunk_rows: int | None
+    parallel_chunks: int
     keep_backup: bool
     invalid_epochs: db_migration.InvalidEpochPolicy
     rows_at_inspection: int
@@ -101,8 +110,10 @@ def inspect_ohlcv_table(
     one, or invalid epochs the `invalid_epochs` policy does not handle: fails before touching anything.
     A dry run reports what the migration would do and stops here.
     """
+    inspection = db_migration.inspect_original(
+        market_db.engine, market_db.schema_name, config.parallel_chunks
+    )
     with market_db.connect() as connection:
-        inspection = db_migration.inspect_original(connection, market_db.schema_name)
         backup_name = db_migration.backup_table_name(connection, market_db.schema_name, utc_now().date())
     metadata = _inspection_metadata(inspection)
     if inspection.survey is None:
@@ -113,7 +124,7 @@ def inspect_ohlcv_table(
     outcome = (
         db_migration.invalid_epochs_message(inspection.survey, config.invalid_epochs)
         if blocking
-        else _migration_summary(config, inspection.rows, backup_name)
+        else _migration_summary(config, inspection, backup_name)
     )
     if config.dry_run:
         context.log.info(f"Dry run: {outcome}")
@@ -121,7 +132,9 @@ def inspect_ohlcv_table(
         return
     if blocking:
         raise dg.Failure(description=outcome, metadata=metadata)
-    plan = MigrationPlan(config.chunk_rows, config.keep_backup, config.invalid_epochs, inspection.rows)
+    plan = MigrationPlan(
+        config.chunk_rows, config.parallel_chunks, config.keep_backup, config.invalid_epochs, inspection.rows
+    )
     yield dg.Output(plan, "plan", metadata=metadata)
 
 
@@ -164,6 +177,7 @@ def copy_verify_and_swap(
             plan.invalid_epochs,
             plan.chunk_rows,
             plan.rows_at_inspection,
+            plan.parallel_chunks,
             on_chunk=report_progress,
         )
         with market_db.begin() as connection:
@@ -174,6 +188,7 @@ def copy_verify_and_swap(
         {
             "dagster/row_count": report.rows,
             "chunks": report.chunks,
+            "parallel_chunks": report.parallel_chunks,
             "copy_and_verify_seconds": round(report.seconds, 3),
             "rows_per_second": round(report.rows_per_second),
             "verification": report.verification_method,
@@ -247,10 +262,14 @@ def _inspection_metadata(inspection: db_migration.TableInspection) -> dict[str, 
     return metadata
 
 
-def _migration_summary(config: MigrationConfig, rows: int, backup_name: str) -> str:
-    chunks = max(1, math.ceil(rows / config.chunk_rows))
+def _migration_summary(
+    config: MigrationConfig, inspection: db_migration.TableInspection, backup_name: str
+) -> str:
+    rows = inspection.rows
+    chunks = db_migration.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
     backup = f"keep the original as {backup_name}" if config.keep_backup else "drop the original after it"
     return (
         f"would copy and convert {rows:,} rows into {db_migration.MIGRATING_TABLE} in about {chunks} chunks "
-        f"(invalid_epochs={config.invalid_epochs!r}), verify, swap atomically and {backup}"
+        f"({config.parallel_chunks} at a time on MySQL/MariaDB, invalid_epochs={config.invalid_epochs!r}), "
+        f"verify, swap atomically and {backup}"
     )
