@@ -389,6 +389,32 @@ def test_job_adds_the_keys_once_the_table_is_clean(duplicated_db: MarketDatabase
         insert_rows(connection, LEGACY, [legacy_survivors()[-1]])
 
 
+def must_not_run(*_args: Any, **_kwargs: Any) -> None:
+    raise AssertionError("the table was read for duplicates")
+
+
+def steps_run(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [event.step_key for event in result.all_events if event.event_type_value == "STEP_START"]
+
+
+def test_a_table_whose_unique_key_rules_duplicates_out_is_not_read(
+    duplicated_db: MarketDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_job(duplicated_db, add_unique_key=True).success
+    monkeypatch.setattr(natural_key, "count_ohlcv_duplicates", must_not_run)
+    monkeypatch.setattr(natural_key, "deduplicate_ohlcv", must_not_run)
+
+    for config in ({}, {"dry_run": True}):
+        result = run_job(duplicated_db, **config)
+        assert result.success
+        assert steps_run(result) == ["count_duplicate_candles"]
+        assert output_metadata(result, "count_duplicate_candles")["duplicates"] == 0
+    # SQLite cannot add the primary key, so asking for keys again reads the table there (and fails here).
+    again = run_job(duplicated_db, add_unique_key=True)
+    assert again.success is uses_mysql(duplicated_db)
+    assert stored(duplicated_db, LEGACY) == as_stored(legacy_survivors(), LEGACY)
+
+
 @pytest.mark.parametrize(
     ("extra_row", "mysql_reason"),
     [

@@ -1,6 +1,8 @@
 """`deduplicate_ohlcv_job`: one row per candle in cc_ohlcv_spot_1d_raw, and the keys that keep it so.
 
-Steps: count -> delete duplicates -> verify -> enforce the natural key. A candle is identified by
+Steps: count -> delete duplicates -> verify -> enforce the natural key. A table whose unique key on
+the natural key already rules duplicates out (and that has every key the run could add) skips them
+all after a look at its keys, so the weekly run costs nothing on a keyed table. A candle is identified by
 (datetime, exchange, symbol_unmapped); of several rows of one candle the one with the latest
 `collected_at` is kept (ties and NULLs: `spot_pipeline.db.utils`, docs/duplicates.md). The SQL lives
 in `spot_pipeline.db.utils.deduplicate_table` and `spot_pipeline.db.natural_key`; these ops order
@@ -12,6 +14,7 @@ the table at the same time. Works on the legacy table too (BIGINT trade timestam
 before or after the migration. Re-running converges: a second run deletes nothing.
 """
 
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -59,26 +62,47 @@ class DeduplicationPlan:
     add_unique_key: bool
 
 
-@dg.op
+@dg.op(
+    out={
+        "plan": dg.Out(
+            DeduplicationPlan,
+            is_required=False,
+            description="Emitted when the table may hold duplicates, or lacks a key the run could add.",
+        ),
+        "key_enforced": dg.Out(
+            dg.Nothing,
+            is_required=False,
+            description="Emitted instead when the database's unique key on the natural key rules "
+            "duplicates out and no key is to be added: the other steps are skipped.",
+        ),
+    }
+)
 def count_duplicate_candles(
     context: dg.OpExecutionContext, config: DeduplicationConfig, market_db: MarketDatabase
-) -> DeduplicationPlan:
-    """Count the rows of market.cc_ohlcv_spot_1d_raw and the duplicates of their natural key
-    (datetime, exchange, symbol_unmapped) per exchange, and report which keys the table has. Reads only.
+) -> Iterator[dg.Output]:
+    """Report which keys market.cc_ohlcv_spot_1d_raw has, then count its rows and the duplicates of
+    their natural key (datetime, exchange, symbol_unmapped) per exchange. Reads only. When the unique
+    key on the natural key exists (and no other key is to be added), there can be no duplicate: the
+    table is not read and the other steps are skipped.
     """
     with market_db.connect() as connection:
-        found = natural_key.count_ohlcv_duplicates(connection, market_db.schema_name)
         keys = natural_key.ohlcv_key_statuses(connection, market_db.schema_name)
+        if _nothing_to_do(keys, config.add_unique_key):
+            context.log.info(
+                f"{natural_key.NATURAL_UNIQUE_KEY} rules duplicates out: nothing to count or delete."
+            )
+            yield dg.Output(None, "key_enforced", metadata={"duplicates": 0, **_key_metadata(keys)})
+            return
+        found = natural_key.count_ohlcv_duplicates(connection, market_db.schema_name)
     context.log.info(f"{found.duplicates:,} duplicate rows among {found.examined:,}.")
-    context.add_output_metadata(
-        {
-            "dagster/row_count": found.examined,
-            "duplicates": found.duplicates,
-            "duplicates_per_exchange": _per_exchange(found.by_group, "duplicates"),
-            **_key_metadata(keys),
-        }
-    )
-    return DeduplicationPlan(config.dry_run, config.batch_days, config.add_unique_key)
+    metadata = {
+        "dagster/row_count": found.examined,
+        "duplicates": found.duplicates,
+        "duplicates_per_exchange": _per_exchange(found.by_group, "duplicates"),
+        **_key_metadata(keys),
+    }
+    plan = DeduplicationPlan(config.dry_run, config.batch_days, config.add_unique_key)
+    yield dg.Output(plan, "plan", metadata=metadata)
 
 
 @dg.op(pool=OHLCV_WRITE_POOL)
@@ -180,7 +204,8 @@ def enforce_natural_key(
     "add_unique_key)."
 )
 def deduplicate_ohlcv_job() -> None:
-    enforce_natural_key(verify_no_duplicate_candles(delete_duplicate_candles(count_duplicate_candles())))
+    plan, _key_enforced = count_duplicate_candles()
+    enforce_natural_key(verify_no_duplicate_candles(delete_duplicate_candles(plan)))
 
 
 deduplicate_ohlcv_schedule = dg.ScheduleDefinition(
@@ -194,6 +219,13 @@ deduplicate_ohlcv_schedule = dg.ScheduleDefinition(
 
 deduplication_jobs = [deduplicate_ohlcv_job]
 deduplication_schedules = [deduplicate_ohlcv_schedule]
+
+
+def _nothing_to_do(keys: list[natural_key.KeyStatus], add_unique_key: bool) -> bool:
+    """The unique natural key makes duplicates impossible; the run has work only if it may add a key."""
+    by_name = {key.name: key for key in keys}
+    missing = [key for key in keys if not key.present]
+    return by_name[natural_key.NATURAL_UNIQUE_KEY].present and not (add_unique_key and missing)
 
 
 def _per_exchange(counts: dict[str, int], label: str) -> dg.MetadataValue:
