@@ -48,3 +48,28 @@ def candle_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw")
     assert failure is not None and failure.user_failure_data is not None
     return {key: value.value for key, value in failure.user_failure_data.metadata.items()}
+
+
+# --- Job and step results ---------------------------------------------------------------------------
+
+
+def step_error(result: dg.ExecuteInProcessResult) -> str:
+    """The error of the first failed step, as text."""
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert failures, "expected a failed step"
+    return failures[0].step_failure_data.error.to_string()
+
+
+def steps(result: dg.ExecuteInProcessResult, event_type: str) -> set[str]:
+    """The steps that emitted `event_type` (STEP_START, STEP_SUCCESS, STEP_SKIPPED, ...)."""
+    return {event.step_key for event in result.all_events if event.event_type_value == event_type}
+
+
+def output_metadata(result: dg.ExecuteInProcessResult, step: str) -> dict[str, Any]:
+    """The metadata of every output of one step, merged, as plain values."""
+    return {
+        key: value.value
+        for event in result.all_events
+        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step
+        for key, value in event.event_specific_data.metadata.items()
+    }

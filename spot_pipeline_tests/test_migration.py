@@ -31,6 +31,7 @@ from spot_pipeline.maintenance.migration import (
 )
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline_tests.legacy_tables import LEGACY_KEY, insert_rows, legacy_row, replace_with_legacy_table
+from spot_pipeline_tests.pipeline import output_metadata, step_error, steps
 
 ORIGIN = dt.datetime(1970, 1, 1)
 DAY = dt.datetime(2024, 3, 9)
@@ -73,16 +74,6 @@ def run_migration(market_db: MarketDatabase, **config: Any) -> dg.ExecuteInProce
         resources={"market_db": market_db},
         raise_on_error=False,
     )
-
-
-def step_error(result: dg.ExecuteInProcessResult) -> str:
-    failures = [event for event in result.all_events if event.is_step_failure]
-    assert failures, "expected a failed step"
-    return failures[0].step_failure_data.error.to_string()
-
-
-def steps(result: dg.ExecuteInProcessResult, event_type: str) -> set[str]:
-    return {event.step_key for event in result.all_events if event.event_type_value == event_type}
 
 
 def reflect(connection: sa.Connection, market_db: MarketDatabase, name: str) -> sa.Table:
@@ -155,15 +146,6 @@ def on_mysql(market_db: MarketDatabase) -> bool:
 def layout(market_db: MarketDatabase) -> db_migration.TimestampLayout:
     with market_db.connect() as connection:
         return db_migration.timestamp_layout(connection, market_db.schema_name)
-
-
-def output_metadata(result: dg.ExecuteInProcessResult, step: str) -> dict[str, Any]:
-    return {
-        key: value.value
-        for event in result.all_events
-        if event.event_type_value == "STEP_OUTPUT" and event.step_key == step
-        for key, value in event.event_specific_data.metadata.items()
-    }
 
 
 def values_by_symbol(market_db: MarketDatabase, column: str) -> dict[str, Any]:
@@ -577,6 +559,28 @@ def copy_into_migrating_table(market_db: MarketDatabase) -> None:
         db_migration.create_migrating_table(connection, market_db.schema_name)
     rows = sum(rows_of(market_db).values())
     db_migration.copy_and_verify(market_db.engine, market_db.schema_name, "stop", chunk_rows=3, rows=rows)
+
+
+def test_epochs_invalid_by_the_time_of_the_copy_stop_it_and_leave_their_chunk_uncopied(
+    legacy_db: MarketDatabase,
+) -> None:
+    late_day = DAY + dt.timedelta(days=3)
+    with legacy_db.begin() as connection:
+        db_migration.create_migrating_table(connection, legacy_db.schema_name)
+        # Written after the inspection: a millisecond epoch the default policy does not handle.
+        original = reflect(connection, legacy_db, db_migration.ORIGINAL_TABLE)
+        in_milliseconds = legacy_row(late_day, "bitstamp", "BTC-USD", first_trade_timestamp=1_709_942_400_000)
+        insert_rows(connection, original, [in_milliseconds])
+    original_rows = rows_of(legacy_db)
+
+    with pytest.raises(db_migration.InvalidEpochsFound, match="1 trade timestamps are not seconds"):
+        db_migration.copy_and_verify(
+            legacy_db.engine, legacy_db.schema_name, "stop", chunk_rows=1, rows=20, connections=2
+        )
+
+    assert rows_of(legacy_db) == original_rows
+    copied = rows_of(legacy_db, db_migration.MIGRATING_TABLE)
+    assert not [row for row in copied if row[1] == "bitstamp"]  # its chunk was rolled back
 
 
 def test_a_failed_swap_changes_nothing(legacy_db: MarketDatabase) -> None:

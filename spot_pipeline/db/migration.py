@@ -89,6 +89,10 @@ class VerificationFailed(MigrationError):
     """The migrated copy does not match the original."""
 
 
+class _UnhandledEpochsInChunk(Exception):
+    """A chunk holds epochs the policy does not handle; the caller surveys the table to say which."""
+
+
 # --- Dialect differences: epoch <-> UTC DATETIME -------------------------------------------------
 
 
@@ -232,11 +236,9 @@ def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) 
         layout = timestamp_layout(connection, schema_name)
         original = _reflect(connection, schema_name, ORIGINAL_TABLE)
         leftover = _table_exists(connection, schema_name, MIGRATING_TABLE)
-        if layout is TimestampLayout.DATETIME:
-            survey, rows = None, _row_count(connection, original)
-    if layout is TimestampLayout.BIGINT:
-        survey = survey_epochs(engine, schema_name, connections)
-        rows = survey.rows
+        migrated_rows = _row_count(connection, original) if layout is TimestampLayout.DATETIME else 0
+    survey = survey_epochs(engine, schema_name, connections) if layout is TimestampLayout.BIGINT else None
+    rows = survey.rows if survey else migrated_rows
     return TableInspection(
         layout=layout,
         rows=rows,
@@ -320,6 +322,7 @@ def survey_epochs(engine: sa.Engine, schema_name: str, connections: int = 1) -> 
         indexed = leads_an_index(original, CHUNK_COLUMN)
         count = connections * SURVEY_RANGES_PER_CONNECTION if indexed else 1
         ranges = datetime_ranges(connection, original, count)
+    connections = min(connections, len(ranges))
     # One test per value first (the usual answer is "all valid"); the categories only when needed.
     any_invalid = sa.or_(
         *(sa.not_(_is_epoch_seconds(original.c[column])) for column in TRADE_TIMESTAMP_COLUMNS)
@@ -576,17 +579,19 @@ def copy_and_verify(
 
     def record(verification: Verification) -> None:
         nonlocal copied, verified
-        if verification.unhandled_invalid_epochs:
-            raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, schema_name), policy))
         copied += verification.rows_migrated
         verified += 1
         if on_chunk:
             on_chunk(verified, len(chunks), copied)
 
-    workers = max_parallel_connections(engine, connections)
-    verifications = _map_in_parallel(copy, chunks, workers, on_result=record)
+    workers = min(max_parallel_connections(engine, connections), len(chunks))
+    try:
+        verifications = _map_in_parallel(copy, chunks, workers, on_result=record)
+    except _UnhandledEpochsInChunk:
+        # Surveyed once every chunk has stopped, so that the message counts the whole table.
+        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, schema_name), policy)) from None
     seconds = time.perf_counter() - started
-    return CopyReport(copied, len(chunks), workers, seconds, verifications[-1].method)
+    return CopyReport(copied, len(chunks), workers, seconds, verifications[0].method)
 
 
 def _copy_chunk(
@@ -598,6 +603,8 @@ def _copy_chunk(
 ) -> Verification:
     connection.execute(_copy_statement(original, migrating, chunk, policy))
     verification = _verify(connection, original, migrating, chunk, policy)
+    if verification.unhandled_invalid_epochs:
+        raise _UnhandledEpochsInChunk()  # rolls this chunk back and stops the others
     if not verification.matches:
         raise VerificationFailed(
             f"the migrated copy of {original.schema}.{ORIGINAL_TABLE} does not match it "
@@ -809,13 +816,14 @@ def _map_in_parallel(
     workers: int,
     on_result: Callable[[Result], None] = lambda _result: None,
 ) -> list[Result]:
-    """`work` on every item, `workers` at a time; `on_result` sees each result as it comes, in the
-    calling thread. The first error (raised by `work` or by `on_result`) cancels the items not yet
-    started and, once the running ones are done, is raised here. One worker: all in the calling
-    thread, one item after the other (SQLite's single connection is then never shared).
+    """`work` on every item, `workers` at a time; the results in the order of `items`. `on_result`
+    sees each result as it comes, in the calling thread. The first error (raised by `work` or by
+    `on_result`) cancels the items not yet started and, once the running ones are done, is raised
+    here. One worker: all in the calling thread, one item after the other (SQLite's single
+    connection is then never shared).
     """
-    results = []
-    if workers == 1:
+    if workers <= 1:
+        results = []
         for item in items:
             results.append(work(item))
             on_result(results[-1])
@@ -824,13 +832,11 @@ def _map_in_parallel(
         futures = [pool.submit(work, item) for item in items]
         try:
             for future in as_completed(futures):
-                results.append(future.result())
-                on_result(results[-1])
+                on_result(future.result())
         except BaseException:
-            for future in futures:
-                future.cancel()
+            pool.shutdown(cancel_futures=True)
             raise
-    return results
+    return [future.result() for future in futures]
 
 
 def _reflect(connection: sa.Connection, schema_name: str, table_name: str) -> sa.Table:

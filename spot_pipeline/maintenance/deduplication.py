@@ -91,6 +91,7 @@ def count_duplicate_candles(
             context.log.info(
                 f"{natural_key.NATURAL_UNIQUE_KEY} rules duplicates out: nothing to count or delete."
             )
+            _log_key_changes(context, keys)
             yield dg.Output(None, "key_enforced", metadata={"duplicates": 0, **_key_metadata(keys)})
             return
         found = natural_key.count_ohlcv_duplicates(connection, market_db.schema_name)
@@ -189,11 +190,7 @@ def enforce_natural_key(
     else:
         with market_db.connect() as connection:
             keys = natural_key.ohlcv_key_statuses(connection, market_db.schema_name)
-    for key in keys:
-        if key.added:
-            context.log.info(key.describe())
-        elif not key.present:
-            context.log.warning(key.describe())
+    _log_key_changes(context, keys)
     context.add_output_metadata(_key_metadata(keys))
 
 
@@ -219,6 +216,15 @@ deduplicate_ohlcv_schedule = dg.ScheduleDefinition(
 
 deduplication_jobs = [deduplicate_ohlcv_job]
 deduplication_schedules = [deduplicate_ohlcv_schedule]
+
+
+def _log_key_changes(context: dg.OpExecutionContext, keys: list[natural_key.KeyStatus]) -> None:
+    """Keys added are logged as news, keys still missing as warnings with their reason."""
+    for key in keys:
+        if key.added:
+            context.log.info(key.describe())
+        elif not key.present:
+            context.log.warning(key.describe())
 
 
 def _nothing_to_do(keys: list[natural_key.KeyStatus], add_unique_key: bool) -> bool:

@@ -267,9 +267,10 @@ def _migration_summary(
 ) -> str:
     rows = inspection.rows
     chunks = db_migration.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
+    parallel = min(config.parallel_chunks, chunks)
     backup = f"keep the original as {backup_name}" if config.keep_backup else "drop the original after it"
     return (
-        f"would copy and convert {rows:,} rows into {db_migration.MIGRATING_TABLE} in about {chunks} chunks "
-        f"({config.parallel_chunks} at a time on MySQL/MariaDB, invalid_epochs={config.invalid_epochs!r}), "
-        f"verify, swap atomically and {backup}"
+        f"would copy and convert {rows:,} rows into {db_migration.MIGRATING_TABLE} "
+        f"in about {chunks} chunk(s) ({parallel} at a time on MySQL/MariaDB, "
+        f"invalid_epochs={config.invalid_epochs!r}), verify, swap atomically and {backup}"
     )
