@@ -85,9 +85,7 @@ def bench_request_count(pairs: int = 200, days: int = 730) -> None:
     window = DayWindow(YESTERDAY - dt.timedelta(days=days - 1), YESTERDAY + dt.timedelta(days=1))
     with tempfile.TemporaryDirectory() as directory, FakeCCDataServer(dataset) as fake_api:
         market_db = seeded_database(Path(directory), dataset, pairs)
-        client = CCDataClient(
-            data_api_url=fake_api.data_api_url, min_api_url=fake_api.min_api_url, calls_per_second=200
-        )
+        client = fake_api.client(calls_per_second=200)
         seconds, rows = ingest(market_db, client, window)
         requests_made = fake_api.request_count("/spot/v1/historical/days")
     baseline = pairs * days
@@ -116,9 +114,7 @@ def bench_rate_limited_wall_time(
         fake_api.latency_seconds = latency
         fake_api.rate_limit_per_second = calls_per_second
         market_db = seeded_database(Path(directory), dataset, pairs)
-        client = CCDataClient(
-            data_api_url=fake_api.data_api_url,
-            min_api_url=fake_api.min_api_url,
+        client = fake_api.client(
             calls_per_second=calls_per_second,
             max_concurrency=8,
         )

@@ -12,7 +12,6 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
-from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.fake_ccdata import FakeCCDataServer
@@ -30,7 +29,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def run_demo(days: int) -> None:
     market_db = build_resources()["market_db"]
     with FakeCCDataServer() as fake_api, _instance() as instance:
-        ccdata = CCDataClient(data_api_url=fake_api.data_api_url, min_api_url=fake_api.min_api_url)
+        ccdata = fake_api.client()
         resources = {"ccdata": ccdata, "market_db": market_db}
         print(f"Fake CCData API: {fake_api.data_api_url} (data), {fake_api.min_api_url} (min-api)")
         reference = [cc_exchanges_general, cc_instruments_spot, asset_top_list, universe_asset]

@@ -76,9 +76,7 @@ def fake_api() -> Iterator[FakeCCDataServer]:
 @pytest.fixture
 def ccdata(fake_api: FakeCCDataServer) -> CCDataClient:
     """A client of the fake API with fast retries."""
-    return CCDataClient(
-        data_api_url=fake_api.data_api_url,
-        min_api_url=fake_api.min_api_url,
+    return fake_api.client(
         calls_per_second=500,
         max_retries=3,
         backoff_base_seconds=0.01,

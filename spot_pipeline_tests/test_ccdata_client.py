@@ -51,15 +51,13 @@ def make_client(server: FakeCCDataServer) -> Callable[..., CCDataClient]:
     def build(**overrides: Any) -> CCDataClient:
         settings: dict[str, Any] = {
             "api_key": API_KEY,
-            "data_api_url": server.data_api_url,
-            "min_api_url": server.min_api_url,
             "calls_per_second": 1000,
             "timeout_seconds": 2,
             "max_retries": 3,
             "backoff_base_seconds": 0.01,
             "backoff_max_seconds": 0.5,
         }
-        return CCDataClient(**{**settings, **overrides})
+        return server.client(**{**settings, **overrides})
 
     return build
 

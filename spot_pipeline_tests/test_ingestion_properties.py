@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.ohlcv import Pair, write_candles
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candles
@@ -78,9 +77,7 @@ class Harness:
 
     def __init__(self, fake_api: FakeCCDataServer, market_db: MarketDatabase) -> None:
         self.fake_api, self.market_db = fake_api, market_db
-        self.client = CCDataClient(
-            data_api_url=fake_api.data_api_url,
-            min_api_url=fake_api.min_api_url,
+        self.client = fake_api.client(
             calls_per_second=1000,
             max_retries=1,
             backoff_base_seconds=0.001,

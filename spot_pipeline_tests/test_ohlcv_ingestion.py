@@ -162,9 +162,7 @@ def test_rerun_changes_only_collected_at(
 def test_failed_pair_leaves_no_rows_and_names_itself_while_others_are_stored(
     universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
 ) -> None:
-    serial = CCDataClient(
-        data_api_url=fake_api.data_api_url,
-        min_api_url=fake_api.min_api_url,
+    serial = fake_api.client(
         max_concurrency=1,
         max_retries=2,
         backoff_base_seconds=0.01,
@@ -280,9 +278,7 @@ def test_empty_universe_fails_with_the_fix(ccdata: CCDataClient, market_db: Mark
 def test_rate_limit_holds_across_the_worker_pool(
     universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
 ) -> None:
-    limited = CCDataClient(
-        data_api_url=fake_api.data_api_url,
-        min_api_url=fake_api.min_api_url,
+    limited = fake_api.client(
         calls_per_second=10,
         max_concurrency=6,
     )

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from spot_pipeline.ccdata import INSTRUMENT_STATUSES
+from spot_pipeline.ccdata import INSTRUMENT_STATUSES, CCDataClient
 from spot_pipeline.fake_ccdata.dataset import (
     FakeAsset,
     FakeDataset,
@@ -233,6 +233,12 @@ class FakeCCDataServer:
     def min_api_url(self) -> str:
         """Base URL of the min-api socket."""
         return self._url("min")
+
+    def client(self, **settings: Any) -> CCDataClient:
+        """A client of this server (both APIs); `settings` override the client's defaults and URLs."""
+        return CCDataClient(
+            **{"data_api_url": self.data_api_url, "min_api_url": self.min_api_url, **settings}
+        )
 
     def _url(self, api: ApiName) -> str:
         if api not in self._http_servers:
