@@ -80,10 +80,11 @@ def _mysql_upsert(
     typed literals directly is several times faster. Strings become `_utf8mb4 X'<hex>'` literals,
     which no value can escape from and which mean the same under every sql_mode.
     """
-    quoted = [_quote(connection, name) for name in columns]
+    quoted = [quote_identifier(connection, name) for name in columns]
     prefix = f"INSERT INTO {qualified_name(connection, table)} ({', '.join(quoted)}) VALUES "
     assignments = ", ".join(
-        f"{_quote(connection, name)} = VALUES({_quote(connection, name)})" for name in updated
+        f"{quote_identifier(connection, name)} = VALUES({quote_identifier(connection, name)})"
+        for name in updated
     )
     suffix = f" ON DUPLICATE KEY UPDATE {assignments}" if updated else ""
     values_of = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
@@ -138,11 +139,11 @@ def mysql_literal(value: Any) -> str:
         raise TypeError(f"cannot render {type(value).__name__} value {value!r} as a MySQL literal") from None
 
 
-def qualified_name(connection: sa.Connection, table: sa.Table) -> str:
+def qualified_name(connection: sa.Connection, table: sa.TableClause) -> str:
     """`schema`.`table` as the connection addresses it (schema translation applied), quoted."""
     translate = connection.get_execution_options().get("schema_translate_map") or {}
     schema = translate.get(table.schema, table.schema)
-    return f"{_quote(connection, schema)}.{_quote(connection, table.name)}"
+    return f"{quote_identifier(connection, schema)}.{quote_identifier(connection, table.name)}"
 
 
 def require_transactional_engine(connection: sa.Connection, table: sa.Table) -> None:
@@ -183,5 +184,5 @@ def batched(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mappi
         yield batch
 
 
-def _quote(connection: sa.Connection, identifier: str) -> str:
+def quote_identifier(connection: sa.Connection, identifier: str) -> str:
     return connection.dialect.identifier_preparer.quote(identifier)

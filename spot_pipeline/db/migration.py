@@ -43,10 +43,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from spot_pipeline.db.dialect import is_mysql
+from spot_pipeline.db.dialect import is_mysql, qualified_name, quote_identifier
 from spot_pipeline.db.engine import max_parallel_connections, read_only_connection
 from spot_pipeline.db.inspection import inspect_table, leads_an_index
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+from spot_pipeline.db.utils import reflect_table
 
 ORIGINAL_TABLE = cc_ohlcv_spot_1d_raw.name
 MIGRATING_TABLE = f"{ORIGINAL_TABLE}_migrating"
@@ -234,7 +235,7 @@ def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) 
     """
     with read_only_connection(engine) as connection:
         layout = timestamp_layout(connection, schema_name)
-        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
         leftover = _table_exists(connection, schema_name, MIGRATING_TABLE)
         migrated_rows = _row_count(connection, original) if layout is TimestampLayout.DATETIME else 0
     survey = survey_epochs(engine, schema_name, connections) if layout is TimestampLayout.BIGINT else None
@@ -316,7 +317,7 @@ def survey_epochs(engine: sa.Engine, schema_name: str, connections: int = 1) -> 
     seconds. The first pass reads ranges of the table on up to `connections` connections at once.
     """
     with read_only_connection(engine) as connection:
-        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+        original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
         connections = max_parallel_connections(engine, connections)
         # Without an index on `datetime` every range would read the whole table: one pass instead.
         indexed = leads_an_index(original, CHUNK_COLUMN)
@@ -400,7 +401,8 @@ def _create_like_mysql(connection: sa.Connection, schema_name: str) -> None:
         for column in sa.inspect(connection).get_columns(ORIGINAL_TABLE, schema=schema_name)
     }
     modifications = ", ".join(
-        f"MODIFY COLUMN {_quote(connection, name)} DATETIME NULL{_comment_clause(connection, comments[name])}"
+        f"MODIFY COLUMN {quote_identifier(connection, name)} DATETIME NULL"
+        + _comment_clause(connection, comments[name])
         for name in TRADE_TIMESTAMP_COLUMNS
     )
     connection.exec_driver_sql(f"ALTER TABLE {migrating} {modifications}")
@@ -414,7 +416,7 @@ def _comment_clause(connection: sa.Connection, comment: str | None) -> str:
 
 
 def _create_from_reflection(connection: sa.Connection, schema_name: str) -> None:
-    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
+    original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
     migrating = original.to_metadata(sa.MetaData(), name=MIGRATING_TABLE)
     for name in TRADE_TIMESTAMP_COLUMNS:
         migrating.c[name].type = sa.DateTime()
@@ -566,8 +568,8 @@ def copy_and_verify(
         require_legacy_layout(connection, schema_name)
         if _has_rows(connection, schema_name, MIGRATING_TABLE):
             create_migrating_table(connection, schema_name)
-        original = _reflect(connection, schema_name, ORIGINAL_TABLE)
-        migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
+        original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
+        migrating = reflect_table(connection, schema_name, MIGRATING_TABLE)
         count = chunk_count(rows, chunk_rows, leads_an_index(original, CHUNK_COLUMN))
         chunks = datetime_ranges(connection, original, count)
 
@@ -636,8 +638,8 @@ def verify_chunk(
     """Compare one chunk (`Chunk()`: the whole table) of the migrated copy with the original: row
     counts, every converted value mapped back to the epoch it came from, every other column equal.
     """
-    original = _reflect(connection, schema_name, ORIGINAL_TABLE)
-    migrating = _reflect(connection, schema_name, MIGRATING_TABLE)
+    original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
+    migrating = reflect_table(connection, schema_name, MIGRATING_TABLE)
     return _verify(connection, original, migrating, chunk, policy)
 
 
@@ -793,8 +795,12 @@ def swap_tables(connection: sa.Connection, schema_name: str, backup_name: str) -
         connection.exec_driver_sql(f"RENAME TABLE {original} TO {backup}, {migrating} TO {original}")
         return
     # SQLite renames within the table's own schema: the new name takes no schema prefix.
-    connection.exec_driver_sql(f"ALTER TABLE {original} RENAME TO {_quote(connection, backup_name)}")
-    connection.exec_driver_sql(f"ALTER TABLE {migrating} RENAME TO {_quote(connection, ORIGINAL_TABLE)}")
+    connection.exec_driver_sql(
+        f"ALTER TABLE {original} RENAME TO {quote_identifier(connection, backup_name)}"
+    )
+    connection.exec_driver_sql(
+        f"ALTER TABLE {migrating} RENAME TO {quote_identifier(connection, ORIGINAL_TABLE)}"
+    )
 
 
 def drop_backup(connection: sa.Connection, schema_name: str, backup_name: str) -> bool:
@@ -839,11 +845,6 @@ def _map_in_parallel(
     return [future.result() for future in futures]
 
 
-def _reflect(connection: sa.Connection, schema_name: str, table_name: str) -> sa.Table:
-    """The live definition, under the real schema name (so no schema translation applies)."""
-    return sa.Table(table_name, sa.MetaData(), schema=schema_name, autoload_with=connection)
-
-
 def _table_exists(connection: sa.Connection, schema_name: str, table_name: str) -> bool:
     return sa.inspect(connection).has_table(table_name, schema=schema_name)
 
@@ -865,10 +866,5 @@ def _has_rows(connection: sa.Connection, schema_name: str, table_name: str) -> b
     return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
 
 
-def _quote(connection: sa.Connection, identifier: str) -> str:
-    return connection.dialect.identifier_preparer.quote(identifier)
-
-
 def _qualified(connection: sa.Connection, schema_name: str, table_name: str) -> str:
-    preparer = connection.dialect.identifier_preparer
-    return f"{preparer.quote_schema(schema_name)}.{preparer.quote(table_name)}"
+    return qualified_name(connection, sa.table(table_name, schema=schema_name))
