@@ -1,1 +1,2 @@
-"""Maintenance jobs that rewrite the market tables: run by hand or on a schedule that is off by default."""
+"""Maintenance jobs that rewrite the market tables: the timestamp migration (run by hand; its schedule
+is off by default) and the deduplication (weekly, on by default)."""
