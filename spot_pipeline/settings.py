@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import dagster as dg
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.client import DEFAULT_DATA_API_URL, DEFAULT_MIN_API_URL, check_base_url
 from spot_pipeline.db.engine import check_schema_name, parse_market_url
 from spot_pipeline.db.resource import MarketDatabase
 
@@ -25,13 +25,6 @@ DEFAULT_DB_FILE = Path("data") / "market.sqlite"
 
 class SettingsError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("expected an http(s) URL such as https://data-api.coindesk.com")
-    return value.rstrip("/")
 
 
 def _number(value: str, kind: type[int] | type[float], minimum: float, wanted: str) -> Any:
@@ -80,8 +73,8 @@ SETTINGS = {
     setting.name: setting
     for setting in (
         EnvSetting("CCDATA_API_KEY", None, str, secret=True),
-        EnvSetting("CCDATA_DATA_API_URL", "https://data-api.coindesk.com", _http_url),
-        EnvSetting("CCDATA_MIN_API_URL", "https://min-api.cryptocompare.com", _http_url),
+        EnvSetting("CCDATA_DATA_API_URL", DEFAULT_DATA_API_URL, check_base_url),
+        EnvSetting("CCDATA_MIN_API_URL", DEFAULT_MIN_API_URL, check_base_url),
         EnvSetting("MARKET_DB_URL", None, _market_db_url, secret=True),
         EnvSetting("MARKET_DB_SCHEMA", "market", check_schema_name),
         EnvSetting("CCDATA_CALLS_PER_SECOND", "20", _positive_float),

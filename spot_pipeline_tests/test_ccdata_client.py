@@ -299,7 +299,9 @@ def test_env_var_settings_work_inside_a_dagster_run(
 
 def test_unset_env_var_url_fails_with_a_clear_error(make_client: Callable[..., CCDataClient]) -> None:
     client = make_client(data_api_url=dg.EnvVar("CCDATA_TEST_UNSET_URL"))
-    with pytest.raises(CCDataError, match="environment variable is not set"):
+    with pytest.raises(
+        CCDataError, match="environment variable CCDATA_TEST_UNSET_URL, the data-api base URL, is not set"
+    ):
         client.top_list(3)
 
 

@@ -64,6 +64,7 @@ def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:
         ("CCDATA_CALLS_PER_SECOND", "fast", "CCDATA_CALLS_PER_SECOND='fast' is invalid: expected a number"),
         ("CCDATA_MAX_CONCURRENCY", "0", "CCDATA_MAX_CONCURRENCY='0' is invalid"),
         ("CCDATA_DATA_API_URL", "data-api.coindesk.com", "expected an http(s) URL"),
+        ("CCDATA_MIN_API_URL", "https://min-api.example/?a=1", "without a query string"),
         ("OHLCV_START_DATE", "01/02/2020", "expected a date as YYYY-MM-DD"),
         ("MARKET_DB_SCHEMA", "market; DROP", "not a plain identifier"),
     ],

@@ -201,13 +201,8 @@ class CCDataClient(dg.ConfigurableResource):
         # "before" mode sees a dg.EnvVar as such; an unset one is checked when Dagster resolves it at
         # run time (the resource is rebuilt from the resolved values then).
         resolved = _resolve(url) if isinstance(url, str) else None
-        if resolved is None:
-            return url
-        parts = urlsplit(resolved)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http:// or https:// URL, e.g. https://data-api.coindesk.com")
-        if parts.query or parts.fragment:
-            raise ValueError("must not carry a query string or fragment (set api_key for the key)")
+        if resolved is not None:
+            check_base_url(resolved)
         return url
 
     @model_validator(mode="after")
@@ -457,9 +452,11 @@ class CCDataClient(dg.ConfigurableResource):
         return text.replace(key, _REDACTED) if key else text
 
     def _url(self, call: _Call) -> str:
-        base_url = _resolve(self.min_api_url if call.api is _Api.MIN else self.data_api_url)
+        setting = self.min_api_url if call.api is _Api.MIN else self.data_api_url
+        base_url = _resolve(setting)
         if base_url is None:
-            problem = f"the {call.api.value} base URL is a dg.EnvVar whose environment variable is not set"
+            variable = setting.env_var_name if isinstance(setting, dg.EnvVar) else "its setting"
+            problem = f"the environment variable {variable}, the {call.api.value} base URL, is not set"
             raise CCDataError(problem, path=call.path, params=call.safe_query)
         return base_url.rstrip("/") + call.path
 
@@ -484,6 +481,18 @@ class CCDataClient(dg.ConfigurableResource):
         if api_key:
             session.headers["authorization"] = f"Apikey {api_key}"
         return session
+
+
+def check_base_url(url: str) -> str:
+    """An API base URL without its trailing slash, or ValueError saying what one must look like."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL such as {DEFAULT_DATA_API_URL}")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "expected a base URL without a query string or fragment (the API key is set on its own)"
+        )
+    return url.rstrip("/")
 
 
 def _resolve(value: str | None) -> str | None:
