@@ -12,10 +12,11 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
+from spot_pipeline.ccdata.client import HISTORICAL_DAYS_PATH
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.fake_ccdata import FakeCCDataServer
-from spot_pipeline.metadata import markdown_table
+from spot_pipeline.metadata import markdown_table, row_count, table_preview
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw as candle_asset
 from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_general, cc_instruments_spot
@@ -44,7 +45,7 @@ def run_demo(days: int) -> None:
             run_config=QUIET,
             tags={PARTITION_RANGE_START_TAG: first.isoformat(), PARTITION_RANGE_END_TAG: last.isoformat()},
         )
-        print(f"Candle requests sent: {fake_api.request_count('/spot/v1/historical/days')}")
+        print(f"Candle requests sent: {fake_api.request_count(HISTORICAL_DAYS_PATH)}")
     _print_summary(market_db)
 
 
@@ -65,19 +66,17 @@ def _print_summary(market_db: MarketDatabase) -> None:
         .group_by(candles.c.exchange)
         .order_by(candles.c.exchange)
     )
-    sample = (
-        sa.select(candles.c.datetime, candles.c.exchange, candles.c.symbol, candles.c.close, candles.c.volume)
-        .order_by(candles.c.datetime.desc(), candles.c.exchange, candles.c.symbol)
-        .limit(5)
-    )
+    latest_first = [candles.c.datetime.desc(), candles.c.exchange, candles.c.symbol]
     with market_db.connect() as connection:
-        pairs = connection.execute(sa.select(sa.func.count()).select_from(spot_universe)).scalar_one()
+        pairs = row_count(connection, spot_universe)
         summary = [dict(row._mapping) for row in connection.execute(per_exchange)]
-        latest = [dict(row._mapping) for row in connection.execute(sample)]
+        latest = table_preview(
+            connection, candles, ["datetime", "exchange", "symbol", "close", "volume"], latest_first
+        )
     print(f"\nWhat landed in {market_db.display_url} ({pairs} pairs in spot_universe):\n")
     print(markdown_table(summary, ["exchange", "pairs", "candles", "first_day", "last_day"]).value)
     print("\nLatest candles:\n")
-    print(markdown_table(latest, ["datetime", "exchange", "symbol", "close", "volume"]).value)
+    print(latest.value)
 
 
 def main() -> None:

@@ -6,7 +6,9 @@ import datetime as dt
 import math
 import threading
 import time
+from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -130,3 +132,17 @@ def test_urls_are_shown_without_passwords() -> None:
     with pytest.raises(DatabaseConfigError) as error:
         parse_market_url("oracle://pipeline:pa55@db/market")
     assert "pa55" not in str(error.value)
+
+
+def test_a_url_from_the_environment_works_outside_a_dagster_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market_db = MarketDatabase(url=dg.EnvVar("SPOT_PIPELINE_TEST_DB_URL"))
+    with pytest.raises(DatabaseConfigError, match="SPOT_PIPELINE_TEST_DB_URL is not set"):
+        _ = market_db.engine
+    monkeypatch.setenv("SPOT_PIPELINE_TEST_DB_URL", f"sqlite:///{tmp_path / 'market.sqlite'}")
+    with market_db.connect() as connection:
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(schema.spot_universe)).scalar_one() == 0
+        )
+    market_db.dispose()

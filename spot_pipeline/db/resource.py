@@ -10,7 +10,13 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, field_validator
 
-from spot_pipeline.db.engine import check_schema_name, create_market_engine, read_only_connection, safe_url
+from spot_pipeline.db.engine import (
+    DatabaseConfigError,
+    check_schema_name,
+    create_market_engine,
+    read_only_connection,
+    safe_url,
+)
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
 
@@ -59,13 +65,13 @@ class MarketDatabase(dg.ConfigurableResource):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = shared_engine(self.url, self.schema_name)
+            self._engine = shared_engine(self._resolved_url(), self.schema_name)
         return self._engine
 
     @property
     def display_url(self) -> str:
         """The URL with the password masked, for logs and metadata."""
-        return safe_url(self.url)
+        return safe_url(self._resolved_url())
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:
@@ -87,8 +93,19 @@ class MarketDatabase(dg.ConfigurableResource):
 
     def dispose(self) -> None:
         """Close this database's pooled connections (the next use opens new ones)."""
-        dispose_engine(self.url, self.schema_name)
+        dispose_engine(self._resolved_url(), self.schema_name)
         self._engine = None
+
+    def _resolved_url(self) -> str:
+        """The URL; a dg.EnvVar (resolved by Dagster in a run) is read here when used outside one."""
+        if not isinstance(self.url, dg.EnvVar):
+            return self.url
+        value = self.url.get_value()
+        if not value:
+            raise DatabaseConfigError(
+                f"{self.url.env_var_name} is not set: set it to the market database URL"
+            )
+        return value
 
     def __repr__(self) -> str:
         return f"MarketDatabase(url={self.display_url!r}, schema_name={self.schema_name!r})"
