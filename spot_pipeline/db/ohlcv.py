@@ -95,9 +95,18 @@ def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[dict[str, 
     symbol can still be stored under the previous holder for the same day. The table's primary key
     (datetime, exchange, symbol) then conflicts first: MySQL would update the other instrument's
     row, SQLite would refuse. Re-ingesting the previous holder's days moves its rows to its new
-    symbol and frees this one.
+    symbol and frees this one. Two instruments with one symbol and day in the same batch are refused
+    too (MySQL would let the second overwrite the first); written pair by pair, the second is named.
     """
-    incoming = {(row["datetime"], row["exchange"], row["symbol"]): row["symbol_unmapped"] for row in rows}
+    incoming: dict[tuple[dt.datetime, str, str], str] = {}
+    for row in rows:
+        key = (row["datetime"], row["exchange"], row["symbol"])
+        instrument = incoming.setdefault(key, row["symbol_unmapped"])
+        if instrument != row["symbol_unmapped"]:
+            raise SymbolHeldByAnotherInstrument(
+                f"{key[1]} {key[2]} on {key[0]:%Y-%m-%d} comes from two instruments in one write, "
+                f"{instrument} and {row['symbol_unmapped']}: write their pairs one by one"
+            )
     days = [day for day, _, _ in incoming]
     c = candles.c
     in_batch = c.datetime.between(min(days), max(days))
