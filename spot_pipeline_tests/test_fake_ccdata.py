@@ -250,7 +250,9 @@ def test_days_without_trades_repeat_the_previous_close_and_lack_trade_fields(
         assert all(candle[name] == 0 for name in VOLUME_FIELDS)
 
 
-def test_days_before_the_first_trade_are_zero_filled_from_the_history_start(server: FakeCCDataServer) -> None:
+def test_days_before_the_first_trade_are_zero_filled_and_none_exist_before_the_history_start(
+    server: FakeCCDataServer,
+) -> None:
     # kraken's history starts on 2013-09-01; XXBTZUSD first traded on 2013-10-06.
     window = candles(server, "kraken", "XXBTZUSD", limit=100, to_ts=midnight(date(2013, 10, 10)))
     assert window[0]["TIMESTAMP"] == midnight(date(2013, 9, 1))
@@ -262,7 +264,15 @@ def test_days_before_the_first_trade_are_zero_filled_from_the_history_start(serv
             assert candle["TOTAL_TRADES"] == 0 and not set(TRADE_FIELDS) & set(candle)
         else:
             assert candle["TOTAL_TRADES"] > 0
-    assert candles(server, "kraken", "XXBTZUSD", limit=10, to_ts=midnight(date(2013, 8, 1))) == []
+    before_history = get(
+        server.data_api_url,
+        HISTORY,
+        market="kraken",
+        instrument="XXBTZUSD",
+        limit=10,
+        to_ts=midnight(date(2013, 8, 1)),
+    )
+    assert "No data" in err(before_history, 404)["message"]  # as the API answers a window without data
 
 
 def test_retired_instrument_has_no_trades_after_its_last_day(server: FakeCCDataServer) -> None:

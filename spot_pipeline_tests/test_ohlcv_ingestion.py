@@ -14,6 +14,8 @@ from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.fake_ccdata import FakeCCDataServer
 from spot_pipeline.ohlcv.candles import DayWindow, candle_rows, plan_requests
+from spot_pipeline.ohlcv.fetching import PairResult
+from spot_pipeline.ohlcv.ingestion import CandleWriter, IngestionSummary, ingest_window
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline_tests.legacy_tables import replace_with_legacy_table
 from spot_pipeline_tests.pipeline import (
@@ -194,6 +196,42 @@ def test_instrument_the_api_does_not_know_counts_as_empty_and_is_named(
     metadata = candle_metadata(result)
     assert metadata["pairs_not_found"] == [str(gone)] and metadata["pairs_empty"] == 1
     assert not [key for key in stored(market_db) if key[:2] == (gone.exchange, gone.exchange_instrument_id)]
+
+
+def test_a_404_for_days_before_the_listing_keeps_the_candles_of_the_newer_request(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    pair = next(pair for pair in universe if pair.exchange == "kraken")
+    window = DayWindow(dt.date(2000, 1, 1), YESTERDAY + dt.timedelta(days=1))
+    assert len(plan_requests(window)) == 2  # the older one ends before kraken's history: 404
+
+    summary = ingest_window(ccdata, market_db, [pair], window, collected_at=dt.datetime(2026, 1, 1))
+
+    assert fake_api.request_count(HISTORY_PATH) == 2
+    assert (summary.pairs_ok, summary.not_found, summary.failed) == (1, [], {})
+    served = [candle for candle in served_candles(fake_api, pair, YESTERDAY, 5000) if candle["CLOSE"]]
+    assert summary.rows_written == len(stored(market_db)) == len(served) > 0
+
+
+def test_two_instruments_with_one_symbol_in_one_batch_never_overwrite_each_other(
+    market_db: MarketDatabase,
+) -> None:
+    day = dt.datetime.combine(YESTERDAY, dt.time())
+    first, second = (Pair("kraken", instrument, "LUNA-USD") for instrument in ("LUNAUSD", "LUNA2USD"))
+
+    def result(pair: Pair, close: float) -> PairResult:
+        row = {"datetime": day, "exchange": "kraken", "symbol_unmapped": pair.exchange_instrument_id}
+        return PairResult(pair, [{**row, "symbol": "LUNA-USD", "close": close, "collected_at": day}])
+
+    summary = IngestionSummary()
+    writer = CandleWriter(market_db, summary, batch_rows=10)
+    writer.add(result(first, 1.0))
+    writer.add(result(second, 2.0))
+    writer.flush()
+
+    assert summary.pairs_ok == 1 and list(summary.failed) == [second]
+    assert "stored under instrument LUNAUSD" in summary.failed[second]
+    assert {key: row["close"] for key, row in stored(market_db).items()} == {("kraken", "LUNAUSD", day): 1.0}
 
 
 def test_revised_candles_are_updated_on_rerun(

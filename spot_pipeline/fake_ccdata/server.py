@@ -451,6 +451,8 @@ class FakeCCDataServer:
         now = self.now()
         to_ts = _int_param(query, "to_ts", int(now), low=0, high=None)
         last_day = min(utc_day(to_ts), utc_day(now))
+        if last_day < market.history_start:
+            raise _ApiError(404, f"No data for {symbol} on {market_key} up to {last_day}.")
         return self.dataset.daily_candles(
             market_key, instrument, last_day=last_day, limit=limit, now=now, variant=request_number
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 from spot_pipeline.ccdata import CCDataClient, CCDataError, CCDataNotFoundError
 from spot_pipeline.db.ohlcv import Pair
@@ -25,22 +26,28 @@ class PairResult:
 
 
 def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at: dt.datetime) -> PairResult:
-    """All candles of one pair in the window: ceil(days / 5000) requests."""
+    """All candles of one pair in the window: ceil(days / 5000) requests, newest first.
+
+    The API answers 404 both for "no data in this window" (before a listing) and for unknown
+    instruments; neither is retryable. A 404 ends the pair's requests (older windows hold no data
+    either) and keeps what the newer ones returned; a pair with no candle at all is named in the
+    metadata as not found.
+    """
+    candles: list[dict[str, Any]] = []
+    not_found = False
     try:
-        candles = [
-            candle
-            for request in plan_requests(window)
-            for candle in client.historical_days(
-                pair.exchange, pair.exchange_instrument_id, limit=request.limit, to_ts=request.to_ts
-            )
-        ]
-        return PairResult(pair, candle_rows(candles, pair, window, collected_at))
-    except CCDataNotFoundError:
-        # The API answers 404 both for "no data in this window" (before a listing) and for unknown
-        # instruments; neither is retryable. The pair counts as empty and is named in the metadata.
-        return PairResult(pair, [], not_found=True)
+        for request in plan_requests(window):
+            try:
+                candles += client.historical_days(
+                    pair.exchange, pair.exchange_instrument_id, limit=request.limit, to_ts=request.to_ts
+                )
+            except CCDataNotFoundError:
+                not_found = True
+                break
+        rows = candle_rows(candles, pair, window, collected_at)
     except (CCDataError, PayloadValueError) as error:
         return PairResult(pair, [], f"{type(error).__name__}: {error}")
+    return PairResult(pair, rows, not_found=not_found and not rows)
 
 
 def fetch_pairs(
