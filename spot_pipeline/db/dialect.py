@@ -14,13 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from spot_pipeline.db.engine import MYSQL_DRIVERS
+
 SQLITE_ROWS_PER_BATCH = 1000
 # About 1 MB per statement for a candle row: far below MariaDB's default 16 MB max_allowed_packet.
 MYSQL_ROWS_PER_STATEMENT = 2000
 
 
-def is_mysql(connection: sa.Connection) -> bool:
-    return connection.dialect.name in ("mysql", "mariadb")
+def is_mysql(bind: sa.Connection | sa.Engine) -> bool:
+    return bind.dialect.name in MYSQL_DRIVERS
 
 
 def upsert_rows(

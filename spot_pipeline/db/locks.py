@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from spot_pipeline.db.dialect import is_mysql
 from spot_pipeline.db.engine import SQLITE_FILE_OPTION
 
 OHLCV_WRITE_POOL = "ohlcv_table_writes"
@@ -36,7 +37,7 @@ def table_write_lock(
 ) -> Iterator[None]:
     """Hold the exclusive write lock of `schema.table_name` for the duration of the block."""
     name = f"spot_pipeline:{schema}.{table_name}"
-    if engine.dialect.name in ("mysql", "mariadb"):
+    if is_mysql(engine):
         lock = _mysql_lock(engine, name, wait_seconds)
     else:
         lock = _sqlite_lock(engine, name, wait_seconds)
