@@ -238,7 +238,7 @@ def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) 
         original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
         leftover = _table_exists(connection, schema_name, MIGRATING_TABLE)
         migrated_rows = _row_count(connection, original) if layout is TimestampLayout.DATETIME else 0
-    survey = survey_epochs(engine, schema_name, connections) if layout is TimestampLayout.BIGINT else None
+    survey = survey_epochs(engine, original, connections) if layout is TimestampLayout.BIGINT else None
     rows = survey.rows if survey else migrated_rows
     return TableInspection(
         layout=layout,
@@ -312,12 +312,12 @@ def require_legacy_layout(connection: sa.Connection, schema_name: str) -> None:
         )
 
 
-def survey_epochs(engine: sa.Engine, schema_name: str, connections: int = 1) -> EpochSurvey:
-    """Count the rows and, per trade timestamp column and category, the values that are not valid
-    seconds. The first pass reads ranges of the table on up to `connections` connections at once.
+def survey_epochs(engine: sa.Engine, original: sa.Table, connections: int = 1) -> EpochSurvey:
+    """Count the rows of the (reflected) original and, per trade timestamp column and category, the
+    values that are not valid seconds. The first pass reads ranges of the table on up to
+    `connections` connections at once.
     """
     with read_only_connection(engine) as connection:
-        original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
         connections = max_parallel_connections(engine, connections)
         # Without an index on `datetime` every range would read the whole table: one pass instead.
         indexed = leads_an_index(original, CHUNK_COLUMN)
@@ -591,7 +591,7 @@ def copy_and_verify(
         verifications = _map_in_parallel(copy, chunks, workers, on_result=record)
     except _UnhandledEpochsInChunk:
         # Surveyed once every chunk has stopped, so that the message counts the whole table.
-        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, schema_name), policy)) from None
+        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, original), policy)) from None
     seconds = time.perf_counter() - started
     return CopyReport(copied, len(chunks), workers, seconds, verifications[0].method)
 
