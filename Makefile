@@ -24,7 +24,7 @@ test: $(STAMP)
 
 ## Offline demo: fake API -> reference data -> universe -> 30 days of candles into data/market.sqlite.
 demo: $(STAMP)
-	$(BIN)/python -m spot_pipeline.demo --days 30
+	$(BIN)/python -m spot_pipeline_dev.demo --days 30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,7 +36,7 @@ format: $(STAMP)
 
 ## Serve the fake CCData API on 127.0.0.1:8765 (data) and :8766 (min-api) for offline runs.
 fake-api: $(STAMP)
-	$(BIN)/python -m spot_pipeline.fake_ccdata --data-port 8765 --min-port 8766
+	$(BIN)/python -m spot_pipeline_dev.fake_ccdata --data-port 8765 --min-port 8766
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -34,7 +34,7 @@ from spot_pipeline.db import migration as db_migration
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS
 from spot_pipeline.maintenance.migration import MigrationConfig, migrate_ohlcv_timestamps_job
-from spot_pipeline_tests.legacy_tables import replace_with_legacy_table
+from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
 
 DEFAULT_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"
 SCHEMA = "market_bench"

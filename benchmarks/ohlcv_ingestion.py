@@ -6,8 +6,8 @@
 (c) MariaDB upsert rows/s for 200k candle rows vs pandas `DataFrame.to_sql` on the same rows
     (target: at least 3x), with the peak memory (max RSS) of each, each run in its own process.
 
-    python benchmarks/ohlcv_ingestion.py                 # all three
-    python benchmarks/ohlcv_ingestion.py --only c --rows 200000
+    python -m benchmarks.ohlcv_ingestion                 # all three
+    python -m benchmarks.ohlcv_ingestion --only c --rows 200000
     SPOT_PIPELINE_BENCH_MYSQL_URL=mysql+mysqlconnector://root@127.0.0.1:3306/test (default) for (c)
 """
 
@@ -30,10 +30,10 @@ from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db import schema
 from spot_pipeline.db.ohlcv import Pair, load_universe, write_candles
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.fake_ccdata import FakeCCDataServer, FakeDataset
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.ohlcv.ingestion import ingest_window
 from spot_pipeline.timeutils import utc_now, utc_today
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
 
 DEFAULT_MYSQL_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"
 BENCH_SCHEMA = "market_bench_ohlcv"
@@ -211,7 +211,15 @@ def bench_mysql_upsert(rows: int) -> None:
     try:
         for approach in approaches:
             completed = subprocess.run(
-                [sys.executable, __file__, "--child", approach, "--rows", str(rows)],
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.ohlcv_ingestion",
+                    "--child",
+                    approach,
+                    "--rows",
+                    str(rows),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import metadata
-from spot_pipeline.fake_ccdata import FakeCCDataServer
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 
 MYSQL_URL_VARIABLE = "SPOT_PIPELINE_TEST_MYSQL_URL"
 REQUIRE_MYSQL_VARIABLE = "SPOT_PIPELINE_REQUIRE_MYSQL"

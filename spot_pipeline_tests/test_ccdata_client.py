@@ -27,7 +27,7 @@ from spot_pipeline.ccdata import (
     RateLimiter,
 )
 from spot_pipeline.ccdata.rate_limiter import WINDOW_SECONDS
-from spot_pipeline.fake_ccdata import FakeCCDataServer
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 
 API_KEY = "sk-test-5f0c1e9d7a2b"
 HISTORY = "/spot/v1/historical/days"

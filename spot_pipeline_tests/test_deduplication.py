@@ -37,7 +37,7 @@ from spot_pipeline.maintenance.deduplication import (
     delete_duplicate_candles,
     enforce_natural_key,
 )
-from spot_pipeline_tests.legacy_tables import (
+from spot_pipeline_dev.legacy_tables import (
     insert_rows,
     legacy_ohlcv_table,
     legacy_row,

@@ -23,7 +23,7 @@ from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.utils import count_duplicates, reflect_table
 from spot_pipeline.timeutils import utc_from_epoch
-from spot_pipeline_tests.legacy_tables import insert_rows, legacy_row, replace_with_legacy_table
+from spot_pipeline_dev.legacy_tables import insert_rows, legacy_row, replace_with_legacy_table
 
 DAY = dt.datetime(2024, 3, 9)
 FIRST_RUN, SECOND_RUN = dt.datetime(2024, 3, 10, 0, 5), dt.datetime(2024, 3, 11, 0, 5)

@@ -13,11 +13,11 @@ from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candles
-from spot_pipeline.fake_ccdata import FakeCCDataServer, FakeDataset
 from spot_pipeline.ohlcv.candles import DayWindow, candle_row
 from spot_pipeline.ohlcv.ingestion import ingest_window
 from spot_pipeline.timeutils import utc_now, utc_today
-from spot_pipeline_tests.legacy_tables import replace_with_legacy_table
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
+from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
 
 TODAY = utc_today()
 

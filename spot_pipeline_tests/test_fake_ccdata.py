@@ -17,8 +17,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spot_pipeline.fake_ccdata import FakeCCDataServer, FakeDataset, FakeInstrument
-from spot_pipeline.fake_ccdata.dataset import day_start
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset, FakeInstrument
+from spot_pipeline_dev.fake_ccdata.dataset import day_start
 
 NOW = 1_749_141_594  # 2025-06-05 16:39:54 UTC
 TODAY = date(2025, 6, 5)
@@ -113,7 +113,7 @@ def test_closed_days_are_identical_across_requests_and_servers(server: FakeCCDat
 def test_candles_do_not_depend_on_python_hash_randomisation() -> None:
     script = (
         "import json; from datetime import date;"
-        "from spot_pipeline.fake_ccdata import FakeDataset;"
+        "from spot_pipeline_dev.fake_ccdata import FakeDataset;"
         "d = FakeDataset.default(); i = d.market('binance').find_instrument('ETHUSDT');"
         "candles = d.daily_candles('binance', i, last_day=date(2024, 1, 1), limit=5, now=0, variant=0);"
         "print(json.dumps(candles))"
@@ -597,7 +597,7 @@ def test_synthetic_dataset_for_benchmarks() -> None:
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_command_line_serves_until_signalled(stop_signal: signal.Signals) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "spot_pipeline.fake_ccdata", "--data-port", "0", "--min-port", "0"],
+        [sys.executable, "-m", "spot_pipeline_dev.fake_ccdata", "--data-port", "0", "--min-port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from spot_pipeline.db.ohlcv import Pair, write_candles
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candles
-from spot_pipeline.fake_ccdata import FakeCCDataServer, FakeDataset
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.ohlcv.fetching import fetch_pair
 from spot_pipeline.ohlcv.ingestion import ingest_window
 from spot_pipeline.timeutils import utc_now, utc_today
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
 
 YESTERDAY = utc_today() - dt.timedelta(days=1)
 HISTORY_PATH = "/spot/v1/historical/days"

@@ -30,7 +30,7 @@ from spot_pipeline.maintenance.migration import (
     migration_schedules,
 )
 from spot_pipeline.timeutils import utc_now
-from spot_pipeline_tests.legacy_tables import LEGACY_KEY, insert_rows, legacy_row, replace_with_legacy_table
+from spot_pipeline_dev.legacy_tables import LEGACY_KEY, insert_rows, legacy_row, replace_with_legacy_table
 from spot_pipeline_tests.pipeline import output_metadata, step_error, steps
 
 ORIGIN = dt.datetime(1970, 1, 1)

@@ -12,12 +12,12 @@ from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
-from spot_pipeline.fake_ccdata import FakeCCDataServer
 from spot_pipeline.ohlcv.candles import DayWindow, candle_rows, plan_requests
 from spot_pipeline.ohlcv.fetching import PairResult
 from spot_pipeline.ohlcv.ingestion import CandleWriter, IngestionSummary, ingest_window
 from spot_pipeline.timeutils import utc_today
-from spot_pipeline_tests.legacy_tables import replace_with_legacy_table
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
 from spot_pipeline_tests.pipeline import (
     candle_metadata,
     materialize_candles,

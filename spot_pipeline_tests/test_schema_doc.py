@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, metadata
-from spot_pipeline.db.schema_doc import describe_table
+from spot_pipeline_dev.schema_doc import describe_table
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "database_schema.md"
 
@@ -16,7 +16,7 @@ def test_every_table_block_matches_the_metadata() -> None:
     for table in metadata.sorted_tables:
         assert describe_table(table) in text, (
             f"database_schema.md is out of date for market.{table.name}: "
-            "paste the block printed by `python -m spot_pipeline.db.schema_doc`"
+            "paste the block printed by `python -m spot_pipeline_dev.schema_doc`"
         )
 
 

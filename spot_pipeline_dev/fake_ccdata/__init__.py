@@ -1,13 +1,13 @@
 """A local, deterministic imitation of the CCData data-api and min-api for tests, benchmarks and demos."""
 
-from spot_pipeline.fake_ccdata.dataset import (
+from spot_pipeline_dev.fake_ccdata.dataset import (
     FakeAsset,
     FakeDataset,
     FakeExchange,
     FakeInstrument,
     FakeMarket,
 )
-from spot_pipeline.fake_ccdata.server import FakeCCDataServer, RecordedRequest
+from spot_pipeline_dev.fake_ccdata.server import FakeCCDataServer, RecordedRequest
 
 __all__ = [
     "FakeAsset",

@@ -1,17 +1,17 @@
-"""Run the fake CCData server in the foreground: `python -m spot_pipeline.fake_ccdata --help`."""
+"""Run the fake CCData server in the foreground: `python -m spot_pipeline_dev.fake_ccdata --help`."""
 
 import argparse
 import signal
 import threading
 from collections.abc import Sequence
 
-from spot_pipeline.fake_ccdata.server import FakeCCDataServer
+from spot_pipeline_dev.fake_ccdata.server import FakeCCDataServer
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options of the fake server."""
     parser = argparse.ArgumentParser(
-        prog="python -m spot_pipeline.fake_ccdata",
+        prog="python -m spot_pipeline_dev.fake_ccdata",
         description="Serve the default fake CCData dataset (data-api and min-api) until SIGINT/SIGTERM.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from spot_pipeline.ccdata.client import HISTORICAL_DAYS_PATH
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw, spot_universe
-from spot_pipeline.fake_ccdata import FakeCCDataServer
 from spot_pipeline.metadata import markdown_table, row_count, table_preview
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw as candle_asset
 from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
@@ -23,6 +22,7 @@ from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_gen
 from spot_pipeline.settings import build_resources
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline.universe.assets import spot_universe as universe_asset
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -1,6 +1,6 @@
 """Render the column tables of `database_schema.md` from the SQLAlchemy metadata.
 
-`python -m spot_pipeline.db.schema_doc` prints every table's block; a test checks that each block
+`python -m spot_pipeline_dev.schema_doc` prints every table's block; a test checks that each block
 appears verbatim in the document, so the document and the code cannot drift apart.
 """
 

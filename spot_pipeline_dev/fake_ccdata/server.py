@@ -21,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from spot_pipeline.ccdata import INSTRUMENT_STATUSES, CCDataClient
-from spot_pipeline.fake_ccdata.dataset import (
+from spot_pipeline_dev.fake_ccdata.dataset import (
     FakeAsset,
     FakeDataset,
     FakeExchange,
