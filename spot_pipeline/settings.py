@@ -16,7 +16,8 @@ from typing import Any
 import dagster as dg
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.ccdata.client import DEFAULT_DATA_API_URL, DEFAULT_MIN_API_URL, check_base_url
+from spot_pipeline.ccdata.transport import check_base_url
+from spot_pipeline.ccdata.vocabulary import DEFAULT_DATA_API_URL, DEFAULT_MIN_API_URL
 from spot_pipeline.db.engine import check_schema_name, parse_market_url
 from spot_pipeline.db.resource import MarketDatabase
 

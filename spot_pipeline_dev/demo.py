@@ -12,7 +12,7 @@ import os
 import dagster as dg
 import sqlalchemy as sa
 
-from spot_pipeline.ccdata.client import HISTORICAL_DAYS_PATH
+from spot_pipeline.ccdata.vocabulary import HISTORICAL_DAYS_PATH
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.metadata import markdown_table, row_count, table_preview

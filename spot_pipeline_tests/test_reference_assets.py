@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.payload import PayloadValueError, as_datetime, as_float
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.payload import PayloadValueError, as_datetime, as_float
 from spot_pipeline.reference_data import parsing
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline.universe.assets import UniverseConfig, spot_universe

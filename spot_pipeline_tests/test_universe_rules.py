@@ -6,10 +6,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from spot_pipeline.ccdata.vocabulary import qualifying_grades
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.universe.assets import UniverseConfig, spot_universe
-from spot_pipeline.universe.selection import qualifying_grades
 from spot_pipeline_tests import seed
 
 BTC, ETH, USD, USDT = 1, 2, 5, 7

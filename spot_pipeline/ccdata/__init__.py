@@ -1,13 +1,10 @@
-"""Client for the CCData (CryptoCompare / CoinDesk Data) APIs, as a Dagster resource."""
+"""The CCData (CryptoCompare / CoinDesk Data) provider: its vocabulary, the client resource, its errors.
 
-from spot_pipeline.ccdata.client import (
-    DEFAULT_DATA_API_URL,
-    DEFAULT_MIN_API_URL,
-    INSTRUMENT_STATUSES,
-    MAX_CANDLES_PER_CALL,
-    CCDataClient,
-    ClientStats,
-)
+`vocabulary` states the API's facts once; `transport` carries calls (pacing, retries, redaction);
+`client` offers the endpoints as a Dagster resource; `payload` converts the values of the answers.
+"""
+
+from spot_pipeline.ccdata.client import CCDataClient
 from spot_pipeline.ccdata.errors import (
     CCDataAuthError,
     CCDataError,
@@ -19,12 +16,9 @@ from spot_pipeline.ccdata.errors import (
     CCDataUnavailableError,
 )
 from spot_pipeline.ccdata.rate_limiter import RateLimiter
+from spot_pipeline.ccdata.transport import ClientStats
 
 __all__ = [
-    "DEFAULT_DATA_API_URL",
-    "DEFAULT_MIN_API_URL",
-    "INSTRUMENT_STATUSES",
-    "MAX_CANDLES_PER_CALL",
     "CCDataAuthError",
     "CCDataClient",
     "CCDataError",

@@ -1,151 +1,32 @@
-"""Dagster resource for the CCData data-api and min-api: pacing, retries, typed errors, no leaked key."""
+"""The CCData endpoints the pipeline uses, as a Dagster resource.
 
-import dataclasses
-import logging
-import random
+`CCDataClient` holds the configuration and offers one typed method per endpoint; every call goes
+through one `Transport` per client (pacing, retries, counters, redaction: see `transport.py`).
+"""
+
 import threading
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
-from enum import Enum
+from collections.abc import Sequence
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
 import dagster as dg
-import requests
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
-from requests.adapters import HTTPAdapter
 
-from spot_pipeline.ccdata.errors import (
-    CCDataAuthError,
-    CCDataError,
-    CCDataNotFoundError,
-    CCDataPayloadError,
-    CCDataRateLimitError,
-    CCDataRequestError,
-    CCDataUnavailableError,
+from spot_pipeline.ccdata.errors import CCDataPayloadError
+from spot_pipeline.ccdata.transport import Api, ClientStats, Transport, TransportSettings, check_base_url
+from spot_pipeline.ccdata.vocabulary import (
+    DEFAULT_DATA_API_URL,
+    DEFAULT_MIN_API_URL,
+    EXCHANGES_GENERAL_PATH,
+    HISTORICAL_DAYS_PATH,
+    MAX_CANDLES_PER_CALL,
+    SPOT_INSTRUMENTS_PATH,
+    TOP_LIST_MAX_PAGE,
+    TOP_LIST_MAX_PAGE_SIZE,
+    TOP_LIST_MIN_PAGE_SIZE,
+    TOP_LIST_PATH,
 )
-from spot_pipeline.ccdata.rate_limiter import RateLimiter
-
-logger = logging.getLogger("spot_pipeline.ccdata")
 
 _T = TypeVar("_T")
-
-DEFAULT_DATA_API_URL = "https://data-api.coindesk.com"
-DEFAULT_MIN_API_URL = "https://min-api.cryptocompare.com"
-
-HISTORICAL_DAYS_PATH = "/spot/v1/historical/days"
-SPOT_INSTRUMENTS_PATH = "/spot/v1/markets/instruments"
-TOP_LIST_PATH = "/asset/v1/top/list"
-EXCHANGES_GENERAL_PATH = "/data/exchanges/general"
-
-MAX_CANDLES_PER_CALL = 5000
-# Values of `instrument_status`, best first; the API's default has changed, so callers pass one.
-INSTRUMENT_STATUSES = (
-    "ACTIVE",
-    "IGNORED",
-    "RETIRED",
-    "EXPIRED",
-    "READY_FOR_DECOMMISSIONING",
-    "RETIRED_UNMAPPED",
-)
-TOP_LIST_MIN_PAGE_SIZE = 10
-TOP_LIST_MAX_PAGE_SIZE = 100
-TOP_LIST_MAX_PAGE = 1000
-
-RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
-MIN_API_RATE_LIMIT_TYPE = 99
-_REDACTED = "***"
-
-
-@dataclass(frozen=True)
-class ClientStats:
-    """Counters of one client since it was created or since `reset_stats()`.
-
-    requests: HTTP attempts sent, retries included. retries: attempts repeated after a retryable
-    failure. rate_limited: answers saying "rate limit exceeded" (HTTP 429 or min-api Type 99).
-    errors: calls that ended by raising a CCDataError to the caller.
-    """
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    errors: int = 0
-
-    def __sub__(self, earlier: "ClientStats") -> "ClientStats":
-        """What happened between an earlier snapshot and this one."""
-        return ClientStats(*(now - then for now, then in zip(astuple(self), astuple(earlier), strict=True)))
-
-
-class _StatsCounter:
-    """Thread-safe holder of a ClientStats value."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stats = ClientStats()
-
-    def add(self, counter: str) -> None:
-        with self._lock:
-            self._stats = dataclasses.replace(self._stats, **{counter: getattr(self._stats, counter) + 1})
-
-    def snapshot(self) -> ClientStats:
-        with self._lock:
-            return self._stats
-
-    def reset(self) -> None:
-        with self._lock:
-            self._stats = ClientStats()
-
-
-@dataclass
-class _Runtime:
-    """Mutable state shared by every thread using one client."""
-
-    session: requests.Session
-    limiter: RateLimiter
-    stats: _StatsCounter = dataclasses.field(default_factory=_StatsCounter)
-
-
-class _Api(Enum):
-    DATA = "data-api"
-    MIN = "min-api"
-
-
-@dataclass(frozen=True)
-class _Call:
-    api: _Api
-    path: str
-    query: dict[str, str]
-    safe_query: dict[str, str]  # the query with any occurrence of the key redacted, for messages
-
-
-class _FailureKind(Enum):
-    RATE_LIMITED = "rate limited"
-    UNAVAILABLE = "unavailable"
-    MALFORMED = "malformed"
-
-
-class _RetryableFailure(Exception):
-    """An attempt failed in a way that another attempt may fix."""
-
-    def __init__(self, kind: _FailureKind, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
-        self.retry_after = retry_after
-
-    def final_error(self, call: _Call, attempts: int) -> CCDataError:
-        if self.kind is _FailureKind.RATE_LIMITED:
-            return CCDataRateLimitError(
-                self.detail, path=call.path, params=call.safe_query, attempts=attempts
-            )
-        if self.kind is _FailureKind.UNAVAILABLE:
-            return CCDataUnavailableError(
-                self.detail, path=call.path, params=call.safe_query, attempts=attempts
-            )
-        return CCDataPayloadError(
-            f"{self.detail} (gave up after {attempts} attempts)", path=call.path, params=call.safe_query
-        )
 
 
 class CCDataClient(dg.ConfigurableResource):
@@ -192,16 +73,16 @@ class CCDataClient(dg.ConfigurableResource):
         default=30.0, gt=0, description="Upper bound of one backoff, including a server's Retry-After."
     )
 
-    _runtime: _Runtime | None = PrivateAttr(default=None)
-    _runtime_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _transport: Transport | None = PrivateAttr(default=None)
+    _transport_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("data_api_url", "min_api_url", mode="before")
     @classmethod
     def _require_plain_http_url(cls, url: Any) -> Any:
         # "before" mode sees a dg.EnvVar as such; an unset one is checked when Dagster resolves it at
         # run time (the resource is rebuilt from the resolved values then).
-        resolved = _resolve(url) if isinstance(url, str) else None
-        if resolved is not None:
+        resolved = url.get_value() if isinstance(url, dg.EnvVar) else url
+        if isinstance(resolved, str):
             check_base_url(resolved)
         return url
 
@@ -216,18 +97,18 @@ class CCDataClient(dg.ConfigurableResource):
     @property
     def stats(self) -> ClientStats:
         """A snapshot of this client's counters."""
-        return self._get_runtime().stats.snapshot()
+        return self._get_transport().stats
 
     def reset_stats(self) -> None:
         """Set every counter back to zero."""
-        self._get_runtime().stats.reset()
+        self._get_transport().reset_stats()
 
     def close(self) -> None:
         """Close the pooled HTTP session; the next call opens a new one (with fresh counters)."""
-        with self._runtime_lock:
-            if self._runtime is not None:
-                self._runtime.session.close()
-                self._runtime = None
+        with self._transport_lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Release the HTTP connections at the end of a Dagster run."""
@@ -235,13 +116,13 @@ class CCDataClient(dg.ConfigurableResource):
 
     # ---- generic calls
 
-    def get_data_api(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get_data_api(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a data-api endpoint and return its `Data` member (errors raise a CCDataError)."""
-        return self._get(_Api.DATA, path, params or {})
+        return self._get_transport().get(Api.DATA, path, params or {})
 
-    def get_min_api(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get_min_api(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET a min-api endpoint and return its `Data` member (`Response: Error` raises a CCDataError)."""
-        return self._get(_Api.MIN, path, params or {})
+        return self._get_transport().get(Api.MIN, path, params or {})
 
     # ---- typed endpoints
 
@@ -307,262 +188,22 @@ class CCDataClient(dg.ConfigurableResource):
         data = self.get_data_api(HISTORICAL_DAYS_PATH, params)
         return _expect_type(list, data, HISTORICAL_DAYS_PATH, "a list of candles")
 
-    # ---- request machinery
-
-    def _get(self, api: _Api, path: str, params: Mapping[str, Any]) -> Any:
-        if not path.startswith("/"):
-            raise ValueError(f"path must start with '/', got {path!r}")
-        query = _encode_params(params)
-        call = _Call(api, path, query, {name: self._redact(value) for name, value in query.items()})
-        runtime = self._get_runtime()
-        attempt = 1
-        while True:
-            try:
-                return self._attempt(runtime, call)
-            except _RetryableFailure as failure:
-                if failure.kind is _FailureKind.RATE_LIMITED:
-                    runtime.stats.add("rate_limited")
-                if attempt > self.max_retries:
-                    runtime.stats.add("errors")
-                    raise failure.final_error(call, attempt) from None
-                self._wait_before_retry(runtime, call, failure, attempt)
-                attempt += 1
-            except CCDataError:
-                runtime.stats.add("errors")
-                raise
-
-    def _attempt(self, runtime: _Runtime, call: _Call) -> Any:
-        runtime.limiter.acquire()
-        runtime.stats.add("requests")
-        response = self._send(runtime.session, call)
-        status = response.status_code
-        if status == 429:
-            raise _RetryableFailure(_FailureKind.RATE_LIMITED, "HTTP 429", _retry_after_seconds(response))
-        if status in RETRYABLE_STATUSES:
-            raise _RetryableFailure(
-                _FailureKind.UNAVAILABLE, f"HTTP {status}", _retry_after_seconds(response)
-            )
-        if not 200 <= status < 300:
-            raise self._status_error(call, status, _json_or_none(response))
-        payload = _json_or_none(response)
-        if payload is None:
-            raise _RetryableFailure(
-                _FailureKind.MALFORMED, f"HTTP {status} with a body that is not valid JSON"
-            )
-        if call.api is _Api.MIN:
-            return self._unwrap_min_api(call, payload)
-        return self._unwrap_data_api(call, payload)
-
-    def _send(self, session: requests.Session, call: _Call) -> requests.Response:
-        url = self._url(call)
-        # Exceptions from requests are re-raised `from None` with class names only: their text can
-        # carry request details (headers included), which must not reach logs or tracebacks.
-        try:
-            return session.get(url, params=call.query, timeout=self.timeout_seconds)
-        except requests.Timeout:
-            raise _RetryableFailure(
-                _FailureKind.UNAVAILABLE, f"no answer within {self.timeout_seconds:g}s"
-            ) from None
-        except requests.RequestException as exc:
-            if isinstance(exc, ValueError):  # InvalidHeader, InvalidURL, ...: retrying cannot help
-                problem = (
-                    f"the request could not be built ({_exception_names(exc)}); check that api_key holds "
-                    "no spaces or line breaks and that the base URLs are valid"
+    def _get_transport(self) -> Transport:
+        with self._transport_lock:
+            if self._transport is None:
+                self._transport = Transport(
+                    TransportSettings(
+                        api_key=self.api_key,
+                        base_urls={Api.DATA: self.data_api_url, Api.MIN: self.min_api_url},
+                        calls_per_second=self.calls_per_second,
+                        max_concurrency=self.max_concurrency,
+                        timeout_seconds=self.timeout_seconds,
+                        max_retries=self.max_retries,
+                        backoff_base_seconds=self.backoff_base_seconds,
+                        backoff_max_seconds=self.backoff_max_seconds,
+                    )
                 )
-                raise CCDataError(problem, path=call.path, params=call.safe_query) from None
-            raise _RetryableFailure(
-                _FailureKind.UNAVAILABLE, f"connection failed ({_exception_names(exc)})"
-            ) from None
-
-    def _wait_before_retry(
-        self, runtime: _Runtime, call: _Call, failure: _RetryableFailure, attempt: int
-    ) -> None:
-        delay = self._retry_delay(failure.retry_after, attempt)
-        logger.warning(
-            "CCData %s GET %s: %s; retry %d/%d in %.2fs",
-            call.api.value,
-            call.path,
-            failure.detail,
-            attempt,
-            self.max_retries,
-            delay,
-        )
-        runtime.stats.add("retries")
-        if failure.kind is _FailureKind.RATE_LIMITED:
-            # The quota is shared by every thread: hold them all back, this one included.
-            runtime.limiter.pause(delay)
-        else:
-            time.sleep(delay)
-
-    def _retry_delay(self, retry_after: float | None, attempt: int) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.backoff_max_seconds)
-        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def _status_error(self, call: _Call, status: int, payload: Any) -> CCDataRequestError:
-        message, param = self._provider_message(call.api, payload)
-        error_class = CCDataRequestError
-        if status in (401, 403):
-            error_class = CCDataAuthError
-        elif status == 404:
-            error_class = CCDataNotFoundError
-        return error_class(
-            path=call.path, params=call.safe_query, status=status, provider_message=message, param=param
-        )
-
-    def _unwrap_data_api(self, call: _Call, payload: Any) -> Any:
-        if not isinstance(payload, dict) or "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
-        if payload.get("Err"):
-            message, param = self._provider_message(call.api, payload)
-            raise CCDataRequestError(
-                path=call.path, params=call.safe_query, status=200, provider_message=message, param=param
-            )
-        return payload["Data"]
-
-    def _unwrap_min_api(self, call: _Call, payload: Any) -> Any:
-        if not isinstance(payload, dict):
-            raise CCDataPayloadError("the body is not a JSON object", path=call.path, params=call.safe_query)
-        if payload.get("Response") == "Error":
-            message, _ = self._provider_message(call.api, payload)
-            if payload.get("Type") == MIN_API_RATE_LIMIT_TYPE:
-                raise _RetryableFailure(_FailureKind.RATE_LIMITED, f"min-api rate limit: {message}")
-            error_class = CCDataAuthError if _mentions_api_key(message) else CCDataRequestError
-            raise error_class(path=call.path, params=call.safe_query, status=200, provider_message=message)
-        if "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
-        return payload["Data"]
-
-    def _provider_message(self, api: _Api, payload: Any) -> tuple[str, str | None]:
-        """The provider's error message (key redacted) and the offending parameter, if any."""
-        if not isinstance(payload, dict):
-            return "", None
-        if api is _Api.MIN:
-            return self._redact(str(payload.get("Message", ""))), None
-        err = payload.get("Err")
-        if not isinstance(err, dict):
-            return "", None
-        other_info = err.get("other_info")
-        param = other_info.get("param") if isinstance(other_info, dict) else None
-        return self._redact(str(err.get("message", ""))), str(param) if param else None
-
-    def _redact(self, text: str) -> str:
-        key = self._resolved_api_key()
-        return text.replace(key, _REDACTED) if key else text
-
-    def _url(self, call: _Call) -> str:
-        setting = self.min_api_url if call.api is _Api.MIN else self.data_api_url
-        base_url = _resolve(setting)
-        if base_url is None:
-            variable = setting.env_var_name if isinstance(setting, dg.EnvVar) else "its setting"
-            problem = f"the environment variable {variable}, the {call.api.value} base URL, is not set"
-            raise CCDataError(problem, path=call.path, params=call.safe_query)
-        return base_url.rstrip("/") + call.path
-
-    def _resolved_api_key(self) -> str | None:
-        return _resolve(self.api_key)
-
-    def _get_runtime(self) -> _Runtime:
-        with self._runtime_lock:
-            if self._runtime is None:
-                self._runtime = _Runtime(
-                    session=self._new_session(), limiter=RateLimiter(self.calls_per_second)
-                )
-            return self._runtime
-
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_concurrency)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["Accept"] = "application/json"
-        api_key = self._resolved_api_key()
-        if api_key:
-            session.headers["authorization"] = f"Apikey {api_key}"
-        return session
-
-
-def check_base_url(url: str) -> str:
-    """An API base URL without its trailing slash, or ValueError saying what one must look like."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL such as {DEFAULT_DATA_API_URL}")
-    if parts.query or parts.fragment:
-        raise ValueError(
-            "expected a base URL without a query string or fragment (the API key is set on its own)"
-        )
-    return url.rstrip("/")
-
-
-def _resolve(value: str | None) -> str | None:
-    """The value of a setting; a dg.EnvVar is only resolved by Dagster at run time, not in plain Python."""
-    if isinstance(value, dg.EnvVar):
-        return value.get_value()
-    return value
-
-
-def _encode_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """Query parameters as strings: booleans as true/false, sequences comma-joined, None dropped."""
-    encoded: dict[str, str] = {}
-    for name, value in params.items():
-        if name.lower() == "api_key":
-            raise ValueError("never pass the API key as a query parameter: set CCDataClient.api_key")
-        if value is not None:
-            encoded[name] = _encode_value(value)
-    return encoded
-
-
-def _encode_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
-        return ",".join(_encode_value(item) for item in value)
-    return str(value)
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _retry_after_seconds(response: requests.Response) -> float | None:
-    """The Retry-After header in seconds; HTTP-date values are ignored (backoff applies instead)."""
-    try:
-        seconds = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def _mentions_api_key(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in ("api key", "api_key", "auth key"))
-
-
-def _exception_names(exc: BaseException) -> str:
-    """Class names along an exception's chain of causes, e.g. 'ConnectionError <- NewConnectionError'."""
-    names: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(names) < 5:
-        seen.add(id(current))
-        names.append(type(current).__name__)
-        current = _underlying_exception(current)
-    return " <- ".join(names)
-
-
-def _underlying_exception(exc: BaseException) -> BaseException | None:
-    reason = getattr(exc, "reason", None)  # urllib3's MaxRetryError keeps the cause here
-    if isinstance(reason, BaseException):
-        return reason
-    if exc.args and isinstance(exc.args[0], BaseException):
-        return exc.args[0]
-    return exc.__cause__ or exc.__context__
+            return self._transport
 
 
 def _require_range(name: str, value: int, low: int, high: int | None) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spot_pipeline.ccdata.payload import PayloadValueError, as_datetime, as_float, as_int, as_text, required
+from spot_pipeline.ccdata.vocabulary import MAX_CANDLES_PER_CALL
 from spot_pipeline.db.ohlcv import Pair
-from spot_pipeline.payload import PayloadValueError, as_datetime, as_float, as_int, as_text, required
 from spot_pipeline.timeutils import day_start, epoch_seconds
 
-MAX_CANDLES_PER_REQUEST = 5000
 SECONDS_PER_DAY = 86_400
 PRICE_FIELDS = ("OPEN", "HIGH", "LOW", "CLOSE")
 TRADE_PRICE_FIELDS = ("FIRST_TRADE_PRICE", "HIGH_TRADE_PRICE", "LOW_TRADE_PRICE", "LAST_TRADE_PRICE")
@@ -56,7 +56,7 @@ class CandleRequest:
     limit: int
 
 
-def plan_requests(window: DayWindow, max_per_request: int = MAX_CANDLES_PER_REQUEST) -> list[CandleRequest]:
+def plan_requests(window: DayWindow, max_per_request: int = MAX_CANDLES_PER_CALL) -> list[CandleRequest]:
     """The fewest requests covering the window: ceil(days / max_per_request), newest first.
 
     `to_ts` is inclusive, so each request ends on the day before the previous one started and no

@@ -10,9 +10,9 @@ from itertools import islice
 from typing import Any
 
 from spot_pipeline.ccdata import CCDataClient, CCDataError, CCDataNotFoundError
+from spot_pipeline.ccdata.payload import PayloadValueError
 from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.ohlcv.candles import DayWindow, Row, candle_rows, plan_requests
-from spot_pipeline.payload import PayloadValueError
 
 
 @dataclass(frozen=True)

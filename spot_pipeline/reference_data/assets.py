@@ -8,7 +8,8 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, field_validator
 
-from spot_pipeline.ccdata import INSTRUMENT_STATUSES, CCDataClient
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import upsert_rows
 from spot_pipeline.db.resource import MarketDatabase

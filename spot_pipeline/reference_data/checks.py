@@ -5,10 +5,10 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
+from spot_pipeline.ccdata.vocabulary import GRADE_SCALE
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.timeutils import utc_now
-from spot_pipeline.universe.selection import GRADE_SCALE
 
 MAX_SNAPSHOT_AGE = dt.timedelta(days=2)
 

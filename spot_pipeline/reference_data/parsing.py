@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spot_pipeline.ccdata import INSTRUMENT_STATUSES
-from spot_pipeline.payload import (
+from spot_pipeline.ccdata.payload import (
     PayloadValueError,
     as_bool,
     as_datetime,
@@ -18,6 +17,7 @@ from spot_pipeline.payload import (
     mapping,
     required,
 )
+from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
 
 Row = dict[str, Any]
 

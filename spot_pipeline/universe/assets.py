@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field, field_validator
 
+from spot_pipeline.ccdata.vocabulary import qualifying_grades
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.metadata import markdown_table, row_count
@@ -27,7 +28,7 @@ class UniverseConfig(dg.Config):
     @field_validator("min_grade")
     @classmethod
     def _known_grade(cls, min_grade: str) -> str:
-        selection.qualifying_grades(min_grade)
+        qualifying_grades(min_grade)
         return min_grade.strip().upper()
 
 

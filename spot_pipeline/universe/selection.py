@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from spot_pipeline.ccdata.vocabulary import ACTIVE_STATUS, GRADE_SCALE, qualifying_grades
 from spot_pipeline.db.schema import (
     UtcDateTime,
     cc_asset_market_data,
@@ -22,19 +23,6 @@ from spot_pipeline.db.schema import (
     cc_instruments_spot,
     spot_universe,
 )
-
-GRADE_SCALE = ("AA", "A", "BB", "B", "C", "D", "E", "F")
-ACTIVE = "ACTIVE"
-
-
-def qualifying_grades(min_grade: str) -> tuple[str, ...]:
-    """The grades at least as good as `min_grade`, e.g. BB -> (AA, A, BB)."""
-    grade = min_grade.strip().upper()
-    if grade not in GRADE_SCALE:
-        raise ValueError(
-            f"min_grade {min_grade!r} is not a CCData grade: use one of {', '.join(GRADE_SCALE)}"
-        )
-    return GRADE_SCALE[: GRADE_SCALE.index(grade) + 1]
 
 
 def _normalized_grade() -> sa.ColumnElement[str]:
@@ -113,7 +101,7 @@ def universe_query(
         .join(exchanges, exchanges.c.market == sa.func.lower(instruments.c.exchange_internal_name))
         .join(assets, assets.c.asset_id == instruments.c.base_asset_id)
         .where(
-            sa.func.upper(instruments.c.instrument_status_on_exchange) == ACTIVE,
+            sa.func.upper(instruments.c.instrument_status_on_exchange) == ACTIVE_STATUS,
             instruments.c.exchange_instrument_symbol_raw.is_not(None),
         )
     )

@@ -166,7 +166,7 @@ class FakeDataset:
         market = self.markets[market_key]
         builder = _CandleBuilder(market_key, market, instrument, self.no_trade_day_one_in, now, variant=0)
         first = builder.candle(instrument.first_trade_day).get(
-            "FIRST_TRADE_TIMESTAMP", day_start(instrument.first_trade_day)
+            "FIRST_TRADE_TIMESTAMP", day_start_epoch(instrument.first_trade_day)
         )
         if instrument.last_trade_day is None:
             return first, max(first, int(now) - 1)
@@ -179,7 +179,7 @@ def utc_day(timestamp: float) -> date:
     return datetime.fromtimestamp(timestamp, tz=UTC).date()
 
 
-def day_start(day: date) -> int:
+def day_start_epoch(day: date) -> int:
     """Unix seconds of 00:00 UTC of a day."""
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
@@ -238,7 +238,7 @@ class _CandleBuilder:
             return False
         if instrument.last_trade_day is not None and day > instrument.last_trade_day:
             return False
-        if day == self._today and self._now - day_start(day) < _FIRST_LIVE_TRADE_AFTER_SECONDS:
+        if day == self._today and self._now - day_start_epoch(day) < _FIRST_LIVE_TRADE_AFTER_SECONDS:
             return False
         if day in (instrument.first_trade_day, instrument.last_trade_day):
             return True
@@ -246,14 +246,14 @@ class _CandleBuilder:
 
     def _closed_candle(self, day: date) -> dict[str, Any]:
         u = self._day_uniforms(day)
-        start = day_start(day)
+        start = day_start_epoch(day)
         first_ts = start + int(u[4] * 600)
         last_ts = start + SECONDS_PER_DAY - 1 - int(u[5] * 600)
         return self._traded_candle(day, self._close(day), u, (first_ts, last_ts), share_of_day=1.0)
 
     def _live_candle(self, day: date) -> dict[str, Any]:
         u = uniforms(self._seed, day, "live", self._variant)
-        start = day_start(day)
+        start = day_start_epoch(day)
         elapsed = self._now - start
         first_ts = start + int(u[4] * min(600.0, elapsed / 2))
         last_ts = max(first_ts, int(self._now) - 1)
@@ -365,7 +365,7 @@ class _CandleBuilder:
         instrument = self._instrument
         return {
             "UNIT": "DAY",
-            "TIMESTAMP": day_start(day),
+            "TIMESTAMP": day_start_epoch(day),
             "TYPE": "954",
             "MARKET": self._market_key,
             "INSTRUMENT": instrument.instrument,

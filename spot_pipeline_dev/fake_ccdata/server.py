@@ -20,20 +20,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from spot_pipeline.ccdata import INSTRUMENT_STATUSES, CCDataClient
+from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.vocabulary import (
+    EXCHANGES_GENERAL_PATH,
+    HISTORICAL_DAYS_PATH,
+    INSTRUMENT_STATUSES,
+    MAX_CANDLES_PER_CALL,
+    MIN_API_RATE_LIMIT_TYPE,
+    RATE_LIMIT_PATH,
+    SPOT_INSTRUMENTS_PATH,
+    TOP_LIST_PATH,
+)
 from spot_pipeline_dev.fake_ccdata.dataset import (
     FakeAsset,
     FakeDataset,
     FakeExchange,
     FakeInstrument,
-    day_start,
+    day_start_epoch,
     uniforms,
     utc_day,
 )
 
 ApiName = Literal["data", "min"]
 
-MAX_CANDLES_PER_CALL = 5000
 DEFAULT_CANDLES_PER_CALL = 30
 TOP_LIST_SORTS = (
     "SPOT_MOVING_30_DAY_QUOTE_VOLUME_USD",
@@ -41,7 +50,6 @@ TOP_LIST_SORTS = (
     "CIRCULATING_MKT_CAP_USD",
 )
 INJECTABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-MIN_API_RATE_LIMIT_TYPE = 99
 _MIN_API_ERROR_TYPE = 1
 _MIN_API_SUCCESS_TYPE = 100
 _ERR_TYPE_BY_STATUS = {400: 2, 401: 1, 403: 1, 404: 4, 429: 99, 500: 5, 502: 5, 503: 5, 504: 5}
@@ -413,16 +421,16 @@ class FakeCCDataServer:
 
     def _route(self, api: ApiName, path: str, query: dict[str, str], request_number: int) -> Any:
         if api == "min":
-            if path == "/data/exchanges/general":
+            if path == EXCHANGES_GENERAL_PATH:
                 return self._exchanges_general()
             raise _ApiError(404, f"Path {path} does not exist on the min-api.")
-        if path == "/spot/v1/historical/days":
+        if path == HISTORICAL_DAYS_PATH:
             return self._historical_days(query, request_number)
-        if path == "/spot/v1/markets/instruments":
+        if path == SPOT_INSTRUMENTS_PATH:
             return self._markets_instruments(query)
-        if path == "/asset/v1/top/list":
+        if path == TOP_LIST_PATH:
             return self._top_list(query)
-        if path == "/admin/v2/rate/limit":
+        if path == RATE_LIMIT_PATH:
             return self._rate_limit_status()
         raise _ApiError(404, f"Path {path} does not exist on the data-api.")
 
@@ -856,7 +864,7 @@ def _change_fields(prefix: str, price: float, percentage: float) -> dict[str, fl
 
 
 def _launch_timestamp(asset: FakeAsset) -> int | None:
-    return day_start(asset.launch_date) if asset.launch_date else None
+    return day_start_epoch(asset.launch_date) if asset.launch_date else None
 
 
 def _add_base_ranks(items: list[dict[str, Any]]) -> None:

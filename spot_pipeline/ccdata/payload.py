@@ -10,9 +10,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from spot_pipeline.ccdata.vocabulary import MAX_EPOCH_SECONDS
 from spot_pipeline.timeutils import utc_from_epoch
-
-MAX_EPOCH_SECONDS = 4_102_444_800  # 2100-01-01: later values are milliseconds or garbage
 
 
 class PayloadValueError(ValueError):
