@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from spot_pipeline.db.engine import create_market_engine
-from spot_pipeline.db.inspection import NATURAL_KEY
-from spot_pipeline.db.utils import deduplicate_table
+from spot_pipeline.db.schema import NATURAL_KEY
+from spot_pipeline.maintenance.deduplication.table_deduplication import deduplicate_table
 from spot_pipeline_dev.legacy_tables import legacy_ohlcv_table
 
 DEFAULT_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"

@@ -30,10 +30,11 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from spot_pipeline.db import migration as db_migration
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS
-from spot_pipeline.maintenance.migration import MigrationConfig, migrate_ohlcv_timestamps_job
+from spot_pipeline.maintenance.timestamp_migration import layout
+from spot_pipeline.maintenance.timestamp_migration.ops import MigrationConfig
+from spot_pipeline.maintenance.timestamp_migration.schedules import migrate_ohlcv_timestamps_job
 from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
 
 DEFAULT_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"
@@ -97,7 +98,7 @@ def flush_to_disk(url: str) -> None:
     """
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        connection.exec_driver_sql(f"FLUSH TABLES `{SCHEMA}`.`{db_migration.ORIGINAL_TABLE}` FOR EXPORT")
+        connection.exec_driver_sql(f"FLUSH TABLES `{SCHEMA}`.`{layout.ORIGINAL_TABLE}` FOR EXPORT")
         connection.exec_driver_sql("UNLOCK TABLES")
     engine.dispose()
 
@@ -106,16 +107,16 @@ def run_pandas(url: str) -> int:
     """The read-convert-write approach: the whole table through a DataFrame into the migrating table."""
     market_db = MarketDatabase(url=url, schema_name=SCHEMA)
     with market_db.begin() as connection:
-        db_migration.create_migrating_table(connection, SCHEMA)
+        layout.create_migrating_table(connection, SCHEMA)
     engine = sa.create_engine(url, connect_args={"time_zone": "+00:00"})
-    frame = pd.read_sql_table(db_migration.ORIGINAL_TABLE, engine, schema=SCHEMA)
+    frame = pd.read_sql_table(layout.ORIGINAL_TABLE, engine, schema=SCHEMA)
     for column in TRADE_TIMESTAMP_COLUMNS:
         frame[column] = pd.to_datetime(frame[column], unit="s")
     frame.to_sql(
-        db_migration.MIGRATING_TABLE, engine, schema=SCHEMA, if_exists="append", index=False, chunksize=10_000
+        layout.MIGRATING_TABLE, engine, schema=SCHEMA, if_exists="append", index=False, chunksize=10_000
     )
     with market_db.begin() as connection:
-        connection.exec_driver_sql(f"DROP TABLE `{SCHEMA}`.`{db_migration.MIGRATING_TABLE}`")
+        connection.exec_driver_sql(f"DROP TABLE `{SCHEMA}`.`{layout.MIGRATING_TABLE}`")
     return len(frame)
 
 

@@ -28,10 +28,10 @@ import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db import schema
-from spot_pipeline.db.ohlcv import Pair, load_universe, write_candles
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.ingestion import ingest_window
+from spot_pipeline.ohlcv.queries import load_universe, write_candles
 from spot_pipeline.timeutils import utc_now, utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
 

@@ -1,46 +1,28 @@
-"""The spot-pipeline code location: every asset, check, job, schedule and resource, in one place."""
+"""The spot-pipeline code location: every domain's definitions, merged, with the resources.
+
+Each domain folder exposes its own `defs` (assets, checks, jobs, schedules, sensors) in its
+`definitions.py`; this module only merges them and adds the resources configured from the
+environment (`settings.py`).
+"""
 
 import dagster as dg
 
-from spot_pipeline.maintenance import deduplication, migration
-from spot_pipeline.ohlcv import assets as ohlcv_assets
-from spot_pipeline.ohlcv import schedules as ohlcv_schedules
-from spot_pipeline.reference_data import assets as reference_assets
-from spot_pipeline.reference_data import checks as reference_checks
-from spot_pipeline.reference_data import schedules as reference_schedules
+import spot_pipeline.maintenance.deduplication.definitions
+import spot_pipeline.maintenance.timestamp_migration.definitions
+import spot_pipeline.ohlcv.definitions
+import spot_pipeline.reference_data.definitions
+import spot_pipeline.universe.definitions
 from spot_pipeline.settings import build_resources
-from spot_pipeline.universe import assets as universe_assets
-from spot_pipeline.universe import checks as universe_checks
+
+DOMAIN_DEFINITIONS = (
+    spot_pipeline.reference_data.definitions.defs,
+    spot_pipeline.universe.definitions.defs,
+    spot_pipeline.ohlcv.definitions.defs,
+    spot_pipeline.maintenance.timestamp_migration.definitions.defs,
+    spot_pipeline.maintenance.deduplication.definitions.defs,
+)
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[
-            reference_assets.cc_exchanges_general,
-            reference_assets.cc_instruments_spot,
-            reference_assets.asset_top_list,
-            universe_assets.spot_universe,
-            ohlcv_assets.cc_ohlcv_spot_1d_raw,
-        ],
-        asset_checks=[
-            reference_checks.exchanges_have_grades,
-            reference_checks.asset_volume_snapshot_is_recent,
-            universe_checks.spot_universe_is_not_empty,
-            *ohlcv_schedules.ohlcv_freshness_checks,
-        ],
-        jobs=[
-            reference_schedules.refresh_reference_data_job,
-            ohlcv_schedules.ohlcv_daily_job,
-            *migration.migration_jobs,
-            *deduplication.deduplication_jobs,
-        ],
-        schedules=[
-            reference_schedules.refresh_reference_data_schedule,
-            ohlcv_schedules.ohlcv_daily_schedule,
-            *migration.migration_schedules,
-            *deduplication.deduplication_schedules,
-        ],
-        sensors=[ohlcv_schedules.ohlcv_freshness_sensor],
-        resources=build_resources(),
-    )
+    return dg.Definitions.merge(*DOMAIN_DEFINITIONS, dg.Definitions(resources=build_resources()))

@@ -1,4 +1,4 @@
-"""Small, UI-friendly metadata: row counts and previews of what a step wrote."""
+"""Small, UI-friendly metadata: Markdown tables and previews of what a step wrote."""
 
 from __future__ import annotations
 
@@ -20,10 +20,6 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) ->
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "\\|")
-
-
-def row_count(connection: sa.Connection, table: sa.Table) -> int:
-    return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
 def table_preview(

@@ -18,7 +18,8 @@ import dagster as dg
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.ccdata.transport import check_base_url
 from spot_pipeline.ccdata.vocabulary import DEFAULT_DATA_API_URL, DEFAULT_MIN_API_URL
-from spot_pipeline.db.engine import check_schema_name, parse_market_url
+from spot_pipeline.db.engine import parse_market_url
+from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.resource import MarketDatabase
 
 DEFAULT_DB_FILE = Path("data") / "market.sqlite"
@@ -57,6 +58,10 @@ def _iso_date(value: str) -> str:
         raise ValueError("expected a date as YYYY-MM-DD") from None
 
 
+def _schema_name(value: str) -> str:
+    return check_identifier(value, "schema name")
+
+
 def _market_db_url(value: str) -> str:
     parse_market_url(value)
     return value
@@ -77,7 +82,7 @@ SETTINGS = {
         EnvSetting("CCDATA_DATA_API_URL", DEFAULT_DATA_API_URL, check_base_url),
         EnvSetting("CCDATA_MIN_API_URL", DEFAULT_MIN_API_URL, check_base_url),
         EnvSetting("MARKET_DB_URL", None, _market_db_url, secret=True),
-        EnvSetting("MARKET_DB_SCHEMA", "market", check_schema_name),
+        EnvSetting("MARKET_DB_SCHEMA", "market", _schema_name),
         EnvSetting("CCDATA_CALLS_PER_SECOND", "20", _positive_float),
         EnvSetting("CCDATA_MAX_CONCURRENCY", "8", _positive_int),
         EnvSetting("CCDATA_TIMEOUT_SECONDS", "30", _positive_float),

@@ -13,15 +13,16 @@ import dagster as dg
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata.vocabulary import HISTORICAL_DAYS_PATH
+from spot_pipeline.db import schema
+from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw, spot_universe
-from spot_pipeline.metadata import markdown_table, row_count, table_preview
-from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw as candle_asset
+from spot_pipeline.metadata import markdown_table, table_preview
+from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_general, cc_instruments_spot
 from spot_pipeline.settings import build_resources
 from spot_pipeline.timeutils import utc_today
-from spot_pipeline.universe.assets import spot_universe as universe_asset
+from spot_pipeline.universe.assets import spot_universe
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -33,13 +34,13 @@ def run_demo(days: int) -> None:
         ccdata = fake_api.client()
         resources = {"ccdata": ccdata, "market_db": market_db}
         print(f"Fake CCData API: {fake_api.data_api_url} (data), {fake_api.min_api_url} (min-api)")
-        reference = [cc_exchanges_general, cc_instruments_spot, asset_top_list, universe_asset]
+        reference = [cc_exchanges_general, cc_instruments_spot, asset_top_list, spot_universe]
         dg.materialize(reference, resources=resources, instance=instance, run_config=QUIET)
         last = utc_today() - dt.timedelta(days=1)
         first = last - dt.timedelta(days=days - 1)
         print(f"Ingesting {first} .. {last} in one run")
         dg.materialize(
-            [candle_asset],
+            [cc_ohlcv_spot_1d_raw],
             resources=resources,
             instance=instance,
             run_config=QUIET,
@@ -54,24 +55,27 @@ def _instance() -> dg.DagsterInstance:
 
 
 def _print_summary(market_db: MarketDatabase) -> None:
-    candles = cc_ohlcv_spot_1d_raw
+    c = schema.cc_ohlcv_spot_1d_raw.c
     per_exchange = (
         sa.select(
-            candles.c.exchange,
-            sa.func.count(sa.distinct(candles.c.symbol_unmapped)).label("pairs"),
+            c.exchange,
+            sa.func.count(sa.distinct(c.symbol_unmapped)).label("pairs"),
             sa.func.count().label("candles"),
-            sa.func.min(candles.c.datetime).label("first_day"),
-            sa.func.max(candles.c.datetime).label("last_day"),
+            sa.func.min(c.datetime).label("first_day"),
+            sa.func.max(c.datetime).label("last_day"),
         )
-        .group_by(candles.c.exchange)
-        .order_by(candles.c.exchange)
+        .group_by(c.exchange)
+        .order_by(c.exchange)
     )
-    latest_first = [candles.c.datetime.desc(), candles.c.exchange, candles.c.symbol]
+    latest_first = [c.datetime.desc(), c.exchange, c.symbol]
     with market_db.connect() as connection:
-        pairs = row_count(connection, spot_universe)
+        pairs = row_count(connection, schema.spot_universe)
         summary = [dict(row._mapping) for row in connection.execute(per_exchange)]
         latest = table_preview(
-            connection, candles, ["datetime", "exchange", "symbol", "close", "volume"], latest_first
+            connection,
+            schema.cc_ohlcv_spot_1d_raw,
+            ["datetime", "exchange", "symbol", "close", "volume"],
+            latest_first,
         )
     print(f"\nWhat landed in {market_db.display_url} ({pairs} pairs in spot_universe):\n")
     print(markdown_table(summary, ["exchange", "pairs", "candles", "first_day", "last_day"]).value)

@@ -16,27 +16,30 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spot_pipeline.db import natural_key
 from spot_pipeline.db.dialect import is_mysql
-from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY, inspect_table
+from spot_pipeline.db.inspection import inspect_table
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import (
+    MAPPED_KEY,
     MYSQL_TABLE_OPTIONS,
+    NATURAL_KEY,
+    NATURAL_UNIQUE_KEY,
     TRADE_TIMESTAMP_COLUMNS,
     UtcDateTime,
     cc_ohlcv_spot_1d_raw,
 )
-from spot_pipeline.db.utils import DeduplicationResult, deduplicate_table
-from spot_pipeline.maintenance.deduplication import (
+from spot_pipeline.maintenance.deduplication import definitions, natural_key
+from spot_pipeline.maintenance.deduplication.ops import (
     DeduplicationConfig,
-    deduplicate_ohlcv_job,
-    deduplicate_ohlcv_schedule,
-    deduplication_jobs,
-    deduplication_schedules,
     delete_duplicate_candles,
     enforce_natural_key,
 )
+from spot_pipeline.maintenance.deduplication.schedules import (
+    deduplicate_ohlcv_job,
+    deduplicate_ohlcv_schedule,
+)
+from spot_pipeline.maintenance.deduplication.table_deduplication import DeduplicationResult, deduplicate_table
 from spot_pipeline_dev.legacy_tables import (
     insert_rows,
     legacy_ohlcv_table,
@@ -432,7 +435,7 @@ def test_primary_key_is_added_only_when_the_data_allows_it(
     primary = statuses[natural_key.PRIMARY_KEY]
     assert not primary.present
     assert (mysql_reason if uses_mysql(market_db) else "SQLite cannot") in primary.reason
-    assert statuses[natural_key.NATURAL_UNIQUE_KEY].added
+    assert statuses[NATURAL_UNIQUE_KEY].added
 
 
 def test_the_project_table_reports_both_keys_present(market_db: MarketDatabase) -> None:
@@ -440,7 +443,7 @@ def test_the_project_table_reports_both_keys_present(market_db: MarketDatabase) 
         statuses = natural_key.ohlcv_key_statuses(connection, market_db.schema_name)
     assert [(key.name, key.present) for key in statuses] == [
         (natural_key.PRIMARY_KEY, True),
-        (natural_key.NATURAL_UNIQUE_KEY, True),
+        (NATURAL_UNIQUE_KEY, True),
     ]
 
 
@@ -521,16 +524,11 @@ def test_weekly_schedule_pools_and_exports() -> None:
     assert deduplicate_ohlcv_schedule.cron_schedule == "0 3 * * 0"
     assert deduplicate_ohlcv_schedule.execution_timezone == "UTC"
     assert deduplicate_ohlcv_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert deduplication_jobs == [deduplicate_ohlcv_job]
-    assert deduplication_schedules == [deduplicate_ohlcv_schedule]
+    assert list(definitions.defs.jobs or []) == [deduplicate_ohlcv_job]
+    assert list(definitions.defs.schedules or []) == [deduplicate_ohlcv_schedule]
     assert delete_duplicate_candles.pool == enforce_natural_key.pool == OHLCV_WRITE_POOL
-    dg.Definitions.validate_loadable(
-        dg.Definitions(
-            jobs=deduplication_jobs,
-            schedules=deduplication_schedules,
-            resources={"market_db": MarketDatabase(url="sqlite://")},
-        )
-    )
+    resources = dg.Definitions(resources={"market_db": MarketDatabase(url="sqlite://")})
+    dg.Definitions.validate_loadable(dg.Definitions.merge(definitions.defs, resources))
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         DeduplicationConfig(batch_days=0)
 

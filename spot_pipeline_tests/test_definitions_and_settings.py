@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from spot_pipeline.ohlcv.queries import DEDUPLICATION_JOB, MIGRATION_JOB
 from spot_pipeline.ohlcv.schedules import (
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
@@ -47,6 +48,14 @@ def test_definitions_expose_the_assets_jobs_and_schedules() -> None:
     assert definitions.resolve_job_def("migrate_ohlcv_timestamps_job")
     assert definitions.resolve_job_def("deduplicate_ohlcv_job")
     assert definitions.resolve_schedule_def("deduplicate_ohlcv_schedule")
+
+
+def test_the_jobs_that_ingestion_errors_send_users_to_exist() -> None:
+    from spot_pipeline.definitions import defs
+
+    definitions = defs()
+    for job_name in (MIGRATION_JOB, DEDUPLICATION_JOB):
+        assert definitions.resolve_job_def(job_name)
 
 
 def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import qualified_name, upsert_rows
-from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY
+from spot_pipeline.db.inspection import reflect_table
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.utils import count_duplicates, reflect_table
+from spot_pipeline.db.schema import MAPPED_KEY, NATURAL_KEY
+from spot_pipeline.maintenance.deduplication.table_deduplication import count_duplicates
 from spot_pipeline.timeutils import utc_from_epoch
 from spot_pipeline_dev.legacy_tables import insert_rows, legacy_row, replace_with_legacy_table
 

@@ -9,11 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candles
-from spot_pipeline.ohlcv.candles import DayWindow, candle_row
+from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.candles import DayWindow, Pair, candle_row
 from spot_pipeline.ohlcv.ingestion import ingest_window
 from spot_pipeline.timeutils import utc_now, utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
@@ -34,7 +32,11 @@ def one_pair_world(fake_api: FakeCCDataServer) -> Pair:
 
 def keys_by_day(market_db: MarketDatabase) -> list[dt.datetime]:
     with market_db.connect() as connection:
-        return list(connection.execute(sa.select(candles.c.datetime).order_by(candles.c.datetime)).scalars())
+        return list(
+            connection.execute(
+                sa.select(cc_ohlcv_spot_1d_raw.c.datetime).order_by(cc_ohlcv_spot_1d_raw.c.datetime)
+            ).scalars()
+        )
 
 
 def test_inclusive_to_ts_paging_stores_the_boundary_twice_but_ranged_requests_do_not(
@@ -61,7 +63,7 @@ def test_inclusive_to_ts_paging_stores_the_boundary_twice_but_ranged_requests_do
     # The project's path: non-overlapping requests, one row per day, upserts on the natural key.
     with market_db.begin() as connection:
         legacy.drop(connection)
-        candles.create(connection)
+        cc_ohlcv_spot_1d_raw.create(connection)
     window = DayWindow(TODAY - dt.timedelta(days=5002), TODAY)
     summary = ingest_window(ccdata, market_db, [pair], window, utc_now())
     assert not summary.failed

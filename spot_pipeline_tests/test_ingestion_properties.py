@@ -10,12 +10,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spot_pipeline.db.ohlcv import Pair, write_candles
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candles
-from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.fetching import fetch_pair
 from spot_pipeline.ohlcv.ingestion import ingest_window
+from spot_pipeline.ohlcv.queries import write_candles
 from spot_pipeline.timeutils import utc_now, utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
 
@@ -90,7 +90,7 @@ class Harness:
         self.stored_days: set[tuple[str, dt.datetime]] = set()
         self.remaps = 0
         with market_db.begin() as connection:
-            connection.execute(sa.delete(candles))
+            connection.execute(sa.delete(cc_ohlcv_spot_1d_raw))
 
     def apply(self, operation: object) -> None:
         if isinstance(operation, Run):
@@ -126,7 +126,12 @@ class Harness:
     def check(self) -> None:
         with self.market_db.connect() as connection:
             rows = connection.execute(
-                sa.select(candles.c.datetime, candles.c.exchange, candles.c.symbol, candles.c.symbol_unmapped)
+                sa.select(
+                    cc_ohlcv_spot_1d_raw.c.datetime,
+                    cc_ohlcv_spot_1d_raw.c.exchange,
+                    cc_ohlcv_spot_1d_raw.c.symbol,
+                    cc_ohlcv_spot_1d_raw.c.symbol_unmapped,
+                )
             ).all()
         by_mapped = [(row.datetime, row.exchange, row.symbol) for row in rows]
         by_unmapped = [(row.datetime, row.exchange, row.symbol_unmapped) for row in rows]

@@ -17,17 +17,24 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from spot_pipeline.db import migration as db_migration
+from spot_pipeline.ccdata.vocabulary import MAX_EPOCH_SECONDS
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import upsert_rows
 from spot_pipeline.db.locks import TableLockTimeout
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.maintenance.migration import (
-    MigrationConfig,
+from spot_pipeline.maintenance.timestamp_migration import (
+    chunks,
+    copying,
+    definitions,
+    epochs,
+    layout,
+    preflight,
+    swap,
+)
+from spot_pipeline.maintenance.timestamp_migration.ops import MigrationConfig
+from spot_pipeline.maintenance.timestamp_migration.schedules import (
     migrate_ohlcv_timestamps_job,
     migrate_ohlcv_timestamps_schedule,
-    migration_jobs,
-    migration_schedules,
 )
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline_dev.legacy_tables import LEGACY_KEY, insert_rows, legacy_row, replace_with_legacy_table
@@ -37,7 +44,7 @@ ORIGIN = dt.datetime(1970, 1, 1)
 DAY = dt.datetime(2024, 3, 9)
 # Instants around New York's 2024 DST changes: the spring-forward gap and the repeated autumn hour.
 DST_EPOCHS = (1_710_054_000, 1_730_611_800, 1_730_615_400)
-EDGE_EPOCHS = (1, 2_147_483_647, 2_147_483_648, db_migration.MAX_EPOCH_SECONDS, *DST_EPOCHS)
+EDGE_EPOCHS = (1, 2_147_483_647, 2_147_483_648, MAX_EPOCH_SECONDS, *DST_EPOCHS)
 SMALL_CHUNKS = {"chunk_rows": 3}
 
 
@@ -86,12 +93,10 @@ def table_names(market_db: MarketDatabase) -> set[str]:
 
 
 def backup_tables(market_db: MarketDatabase) -> list[str]:
-    return sorted(
-        name for name in table_names(market_db) if name.startswith(db_migration.BACKUP_TABLE_PREFIX)
-    )
+    return sorted(name for name in table_names(market_db) if name.startswith(layout.BACKUP_TABLE_PREFIX))
 
 
-def rows_of(market_db: MarketDatabase, name: str = db_migration.ORIGINAL_TABLE) -> Counter[tuple[Any, ...]]:
+def rows_of(market_db: MarketDatabase, name: str = layout.ORIGINAL_TABLE) -> Counter[tuple[Any, ...]]:
     """Every row (duplicates counted), in the column order of the project's table."""
     with market_db.connect() as connection:
         table = reflect(connection, market_db, name)
@@ -143,20 +148,20 @@ def on_mysql(market_db: MarketDatabase) -> bool:
     return market_db.engine.dialect.name in ("mysql", "mariadb")
 
 
-def layout(market_db: MarketDatabase) -> db_migration.TimestampLayout:
+def live_layout(market_db: MarketDatabase) -> layout.TimestampLayout:
     with market_db.connect() as connection:
-        return db_migration.timestamp_layout(connection, market_db.schema_name)
+        return layout.timestamp_layout(connection, market_db.schema_name)
 
 
 def values_by_symbol(market_db: MarketDatabase, column: str) -> dict[str, Any]:
     with market_db.connect() as connection:
-        table = reflect(connection, market_db, db_migration.ORIGINAL_TABLE)
+        table = reflect(connection, market_db, layout.ORIGINAL_TABLE)
         return dict(connection.execute(sa.select(table.c.symbol, table.c[column])).all())
 
 
 def trade_timestamp_types(market_db: MarketDatabase) -> set[str]:
     with market_db.connect() as connection:
-        table = reflect(connection, market_db, db_migration.ORIGINAL_TABLE)
+        table = reflect(connection, market_db, layout.ORIGINAL_TABLE)
         return {str(table.c[name].type) for name in schema.TRADE_TIMESTAMP_COLUMNS}
 
 
@@ -165,19 +170,19 @@ def trade_timestamp_types(market_db: MarketDatabase) -> set[str]:
 
 def test_migration_converts_every_value_keeps_the_rest_and_a_backup(legacy_db: MarketDatabase) -> None:
     original_rows = rows_of(legacy_db)
-    original_definition = definition(legacy_db, db_migration.ORIGINAL_TABLE)
+    original_definition = definition(legacy_db, layout.ORIGINAL_TABLE)
 
     result = run_migration(legacy_db, **SMALL_CHUNKS)
 
     assert result.success
-    backup = f"{db_migration.BACKUP_TABLE_PREFIX}{utc_now():%Y%m%d}"
+    backup = f"{layout.BACKUP_TABLE_PREFIX}{utc_now():%Y%m%d}"
     assert backup_tables(legacy_db) == [backup]
     assert rows_of(legacy_db, backup) == original_rows
     assert rows_of(legacy_db) == converted(original_rows)
     assert trade_timestamp_types(legacy_db) == {"DATETIME"}
-    assert definition(legacy_db, db_migration.ORIGINAL_TABLE) == original_definition
+    assert definition(legacy_db, layout.ORIGINAL_TABLE) == original_definition
     assert definition(legacy_db, backup) == original_definition
-    assert db_migration.MIGRATING_TABLE not in table_names(legacy_db)
+    assert layout.MIGRATING_TABLE not in table_names(legacy_db)
     rows = sum(original_rows.values())
     assert output_metadata(result, "copy_verify_and_swap")["dagster/row_count"] == rows
     assert output_metadata(result, "copy_verify_and_swap")["backup_table"] == backup
@@ -231,7 +236,7 @@ def test_a_taken_backup_name_gets_a_suffix(market_db: MarketDatabase) -> None:
             table = replace_with_legacy_table(connection, primary_key=True)
             insert_rows(connection, table, [legacy_row(DAY)])
         assert run_migration(market_db).success
-    stamp = f"{db_migration.BACKUP_TABLE_PREFIX}{utc_now():%Y%m%d}"
+    stamp = f"{layout.BACKUP_TABLE_PREFIX}{utc_now():%Y%m%d}"
     assert backup_tables(market_db) == [stamp, f"{stamp}_2"]
 
 
@@ -372,7 +377,7 @@ def test_milliseconds_policy_converts_milliseconds_and_stops_on_the_rest(
     assert "3 trade timestamps" in step_error(result)
 
     with invalid_epochs_db.begin() as connection:
-        table = reflect(connection, invalid_epochs_db, db_migration.ORIGINAL_TABLE)
+        table = reflect(connection, invalid_epochs_db, layout.ORIGINAL_TABLE)
         connection.execute(sa.delete(table).where(table.c.symbol.in_(["X0-USD", "X1-USD", "X3-USD"])))
     assert run_migration(invalid_epochs_db, invalid_epochs="milliseconds").success
 
@@ -431,9 +436,7 @@ def test_unexpected_shape_fails_before_anything_is_touched(
 
 def rows_of_raw(market_db: MarketDatabase) -> list[tuple[Any, ...]]:
     with market_db.connect() as connection:
-        return list(
-            connection.execute(sa.select(reflect(connection, market_db, db_migration.ORIGINAL_TABLE)))
-        )
+        return list(connection.execute(sa.select(reflect(connection, market_db, layout.ORIGINAL_TABLE))))
 
 
 # --- Crashes and re-runs --------------------------------------------------------------------------
@@ -448,7 +451,7 @@ def crash(*_args: Any, **_kwargs: Any) -> None:
 
 
 def crash_on_second_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    copy_statement = db_migration._copy_statement
+    copy_statement = copying._copy_statement
     calls = iter(range(1_000))
 
     def copy_then_crash(*args: Any) -> sa.Insert:
@@ -456,15 +459,15 @@ def crash_on_second_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
             crash()
         return copy_statement(*args)
 
-    monkeypatch.setattr(db_migration, "_copy_statement", copy_then_crash)
+    monkeypatch.setattr(copying, "_copy_statement", copy_then_crash)
 
 
 CRASH_POINTS = {
-    "inspect": lambda monkeypatch: monkeypatch.setattr(db_migration, "survey_epochs", crash),
-    "create": lambda monkeypatch: monkeypatch.setattr(db_migration, "_check_same_definition", crash),
+    "inspect": lambda monkeypatch: monkeypatch.setattr(preflight, "survey_epochs", crash),
+    "create": lambda monkeypatch: monkeypatch.setattr(layout, "_check_same_definition", crash),
     "copy": crash_on_second_chunk,
-    "verify": lambda monkeypatch: monkeypatch.setattr(db_migration, "_verify", crash),
-    "swap": lambda monkeypatch: monkeypatch.setattr(db_migration, "swap_tables", crash),
+    "verify": lambda monkeypatch: monkeypatch.setattr(copying, "_verify", crash),
+    "swap": lambda monkeypatch: monkeypatch.setattr(swap, "swap_tables", crash),
 }
 
 
@@ -480,19 +483,19 @@ def test_crash_at_any_step_keeps_the_original_and_a_rerun_converges(
     assert not result.success
     assert "injected crash" in step_error(result)
     assert rows_of(legacy_db) == original_rows  # intact and queryable
-    assert layout(legacy_db) is db_migration.TimestampLayout.BIGINT
+    assert live_layout(legacy_db) is layout.TimestampLayout.BIGINT
     assert backup_tables(legacy_db) == []
 
     assert run_migration(legacy_db, **SMALL_CHUNKS).success
     assert rows_of(legacy_db) == converted(original_rows)
-    assert db_migration.MIGRATING_TABLE not in table_names(legacy_db)
+    assert layout.MIGRATING_TABLE not in table_names(legacy_db)
 
 
 def test_a_failed_chunk_stops_the_chunks_not_yet_started(
     legacy_db: MarketDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    copy_statement = db_migration._copy_statement
-    started: list[db_migration.Chunk] = []
+    copy_statement = copying._copy_statement
+    started: list[chunks.Chunk] = []
 
     def crash_on_first_chunk(*args: Any) -> sa.Insert:
         started.append(args[2])
@@ -500,7 +503,7 @@ def test_a_failed_chunk_stops_the_chunks_not_yet_started(
             crash()
         return copy_statement(*args)
 
-    monkeypatch.setattr(db_migration, "_copy_statement", crash_on_first_chunk)
+    monkeypatch.setattr(copying, "_copy_statement", crash_on_first_chunk)
     result = run_migration(legacy_db, chunk_rows=1, parallel_chunks=2)
 
     assert not result.success
@@ -511,16 +514,16 @@ def test_a_failed_chunk_stops_the_chunks_not_yet_started(
 
 
 def test_chunks_are_ranges_of_an_index_or_one_pass_over_the_table() -> None:
-    assert db_migration.chunk_count(1_000_000, None, datetime_indexed=True) == 20
-    assert db_migration.chunk_count(1_000_000, 100_000, datetime_indexed=True) == 10
+    assert chunks.chunk_count(1_000_000, None, datetime_indexed=True) == 20
+    assert chunks.chunk_count(1_000_000, 100_000, datetime_indexed=True) == 10
     # Without an index every chunk reads the whole table: one chunk unless the config asks otherwise.
-    assert db_migration.chunk_count(1_000_000, None, datetime_indexed=False) == 1
-    assert db_migration.chunk_count(1_000_000, 100_000, datetime_indexed=False) == 10
-    assert db_migration.chunk_count(0, None, datetime_indexed=True) == 1
+    assert chunks.chunk_count(1_000_000, None, datetime_indexed=False) == 1
+    assert chunks.chunk_count(1_000_000, 100_000, datetime_indexed=False) == 10
+    assert chunks.chunk_count(0, None, datetime_indexed=True) == 1
 
 
 def test_inspection_reports_whether_chunks_read_only_their_range(legacy_db: MarketDatabase) -> None:
-    inspection = db_migration.inspect_original(legacy_db.engine, legacy_db.schema_name)
+    inspection = preflight.inspect_original(legacy_db.engine, legacy_db.schema_name)
     assert inspection.datetime_indexed is bool(inspection.primary_key)
 
 
@@ -528,7 +531,7 @@ def test_crash_while_dropping_the_backup_leaves_a_migrated_table_and_the_backup(
     legacy_db: MarketDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     original_rows = rows_of(legacy_db)
-    monkeypatch.setattr(db_migration, "drop_backup", crash)
+    monkeypatch.setattr(swap, "drop_backup", crash)
 
     assert not run_migration(legacy_db, keep_backup=False).success
     monkeypatch.undo()
@@ -541,8 +544,8 @@ def test_crash_while_dropping_the_backup_leaves_a_migrated_table_and_the_backup(
 def test_leftover_migrating_table_is_rebuilt_not_trusted(legacy_db: MarketDatabase) -> None:
     original_rows = rows_of(legacy_db)
     with legacy_db.begin() as connection:
-        db_migration.create_migrating_table(connection, legacy_db.schema_name)
-        migrating = reflect(connection, legacy_db, db_migration.MIGRATING_TABLE)
+        layout.create_migrating_table(connection, legacy_db.schema_name)
+        migrating = reflect(connection, legacy_db, layout.MIGRATING_TABLE)
         bogus = legacy_row(DAY, "bogus", **dict.fromkeys(schema.TRADE_TIMESTAMP_COLUMNS, DAY))
         connection.execute(migrating.insert(), [bogus])
 
@@ -556,9 +559,9 @@ def test_leftover_migrating_table_is_rebuilt_not_trusted(legacy_db: MarketDataba
 
 def copy_into_migrating_table(market_db: MarketDatabase) -> None:
     with market_db.begin() as connection:
-        db_migration.create_migrating_table(connection, market_db.schema_name)
+        layout.create_migrating_table(connection, market_db.schema_name)
     rows = sum(rows_of(market_db).values())
-    db_migration.copy_and_verify(market_db.engine, market_db.schema_name, "stop", chunk_rows=3, rows=rows)
+    copying.copy_and_verify(market_db.engine, market_db.schema_name, "stop", chunk_rows=3, rows=rows)
 
 
 def test_epochs_invalid_by_the_time_of_the_copy_stop_it_and_leave_their_chunk_uncopied(
@@ -566,20 +569,20 @@ def test_epochs_invalid_by_the_time_of_the_copy_stop_it_and_leave_their_chunk_un
 ) -> None:
     late_day = DAY + dt.timedelta(days=3)
     with legacy_db.begin() as connection:
-        db_migration.create_migrating_table(connection, legacy_db.schema_name)
+        layout.create_migrating_table(connection, legacy_db.schema_name)
         # Written after the inspection: a millisecond epoch the default policy does not handle.
-        original = reflect(connection, legacy_db, db_migration.ORIGINAL_TABLE)
+        original = reflect(connection, legacy_db, layout.ORIGINAL_TABLE)
         in_milliseconds = legacy_row(late_day, "bitstamp", "BTC-USD", first_trade_timestamp=1_709_942_400_000)
         insert_rows(connection, original, [in_milliseconds])
     original_rows = rows_of(legacy_db)
 
-    with pytest.raises(db_migration.InvalidEpochsFound, match="1 trade timestamps are not seconds"):
-        db_migration.copy_and_verify(
+    with pytest.raises(epochs.InvalidEpochsFound, match="1 trade timestamps are not seconds"):
+        copying.copy_and_verify(
             legacy_db.engine, legacy_db.schema_name, "stop", chunk_rows=1, rows=20, connections=2
         )
 
     assert rows_of(legacy_db) == original_rows
-    copied = rows_of(legacy_db, db_migration.MIGRATING_TABLE)
+    copied = rows_of(legacy_db, layout.MIGRATING_TABLE)
     assert not [row for row in copied if row[1] == "bitstamp"]  # its chunk was rolled back
 
 
@@ -587,11 +590,11 @@ def test_a_failed_swap_changes_nothing(legacy_db: MarketDatabase) -> None:
     original_rows = rows_of(legacy_db)
     copy_into_migrating_table(legacy_db)
     with legacy_db.begin() as connection:
-        reflect(connection, legacy_db, db_migration.MIGRATING_TABLE).drop(connection)
+        reflect(connection, legacy_db, layout.MIGRATING_TABLE).drop(connection)
 
     # The second rename has no table to rename: on both dialects the first one must not stay done.
     with pytest.raises(sa.exc.DBAPIError), legacy_db.begin() as connection:
-        db_migration.swap_tables(connection, legacy_db.schema_name, "cc_ohlcv_spot_1d_raw_bigint_backup_x")
+        swap.swap_tables(connection, legacy_db.schema_name, "cc_ohlcv_spot_1d_raw_bigint_backup_x")
 
     assert rows_of(legacy_db) == original_rows
     assert backup_tables(legacy_db) == []
@@ -600,7 +603,7 @@ def test_a_failed_swap_changes_nothing(legacy_db: MarketDatabase) -> None:
 def test_verification_catches_a_wrong_copy(legacy_db: MarketDatabase) -> None:
     copy_into_migrating_table(legacy_db)
     with legacy_db.begin() as connection:
-        migrating = reflect(connection, legacy_db, db_migration.MIGRATING_TABLE)
+        migrating = reflect(connection, legacy_db, layout.MIGRATING_TABLE)
         earliest = connection.execute(sa.select(sa.func.min(migrating.c.first_trade_timestamp))).scalar_one()
         connection.execute(
             sa.update(migrating)
@@ -609,9 +612,7 @@ def test_verification_catches_a_wrong_copy(legacy_db: MarketDatabase) -> None:
         )
 
     with legacy_db.connect() as connection:
-        verification = db_migration.verify_chunk(
-            connection, legacy_db.schema_name, db_migration.Chunk(), "stop"
-        )
+        verification = copying.verify_chunk(connection, legacy_db.schema_name, chunks.Chunk(), "stop")
 
     assert not verification.matches
     assert verification.rows_original == verification.rows_migrated
@@ -665,9 +666,9 @@ def test_writers_are_locked_out_from_the_first_copied_chunk_to_the_swap(
     keyed_legacy_db: MarketDatabase, lock_probe: Callable[[], bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lock_free_at: list[bool] = []
-    copy_and_verify = db_migration.copy_and_verify
+    copy_and_verify = copying.copy_and_verify
 
-    def copy_and_verify_probing(*args: Any, on_chunk: Any, **kwargs: Any) -> db_migration.CopyReport:
+    def copy_and_verify_probing(*args: Any, on_chunk: Any, **kwargs: Any) -> copying.CopyReport:
         def probe_after_chunk(*progress: int) -> None:
             lock_free_at.append(lock_probe())
             on_chunk(*progress)
@@ -676,7 +677,7 @@ def test_writers_are_locked_out_from_the_first_copied_chunk_to_the_swap(
         lock_free_at.append(lock_probe())  # right before the swap
         return report
 
-    monkeypatch.setattr(db_migration, "copy_and_verify", copy_and_verify_probing)
+    monkeypatch.setattr(copying, "copy_and_verify", copy_and_verify_probing)
 
     assert run_migration(keyed_legacy_db, **SMALL_CHUNKS).success
 
@@ -713,7 +714,7 @@ def test_concurrent_writer_loses_no_row(keyed_legacy_db: MarketDatabase) -> None
     assert not errors
     assert result.success
     with keyed_legacy_db.connect() as connection:
-        table = reflect(connection, keyed_legacy_db, db_migration.ORIGINAL_TABLE)
+        table = reflect(connection, keyed_legacy_db, layout.ORIGINAL_TABLE)
         stored = {
             (row.datetime, row.exchange, row.symbol): float(row.close)
             for row in connection.execute(sa.select(table).where(table.c.exchange == "writer"))
@@ -727,11 +728,10 @@ def test_concurrent_writer_loses_no_row(keyed_legacy_db: MarketDatabase) -> None
 
 def test_job_and_schedule_load_as_definitions_and_the_schedule_is_off(tmp_path: Any) -> None:
     market_db = MarketDatabase(url=f"sqlite:///{tmp_path / 'market.sqlite'}")
-    dg.Definitions.validate_loadable(
-        dg.Definitions(jobs=migration_jobs, schedules=migration_schedules, resources={"market_db": market_db})
-    )
-    assert migration_jobs == [migrate_ohlcv_timestamps_job]
-    assert migration_schedules == [migrate_ohlcv_timestamps_schedule]
+    resources = dg.Definitions(resources={"market_db": market_db})
+    dg.Definitions.validate_loadable(dg.Definitions.merge(definitions.defs, resources))
+    assert list(definitions.defs.jobs or []) == [migrate_ohlcv_timestamps_job]
+    assert list(definitions.defs.schedules or []) == [migrate_ohlcv_timestamps_schedule]
     assert migrate_ohlcv_timestamps_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert {node.name for node in migrate_ohlcv_timestamps_job.graph.nodes} == {
         "inspect_ohlcv_table",

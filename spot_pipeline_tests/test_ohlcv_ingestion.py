@@ -9,10 +9,9 @@ import requests
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.ohlcv import Pair
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
-from spot_pipeline.ohlcv.candles import DayWindow, candle_rows, plan_requests
+from spot_pipeline.ohlcv.candles import DayWindow, Pair, candle_rows, plan_requests
 from spot_pipeline.ohlcv.fetching import PairResult
 from spot_pipeline.ohlcv.ingestion import CandleWriter, IngestionSummary, ingest_window
 from spot_pipeline.timeutils import utc_today

@@ -1,4 +1,10 @@
-"""Every difference between the SQLite and MySQL/MariaDB dialects that the pipeline relies on."""
+"""Every difference between the SQLite and MySQL/MariaDB dialects that the pipeline relies on, and
+the generic table helpers built on them (names, counts, temporary tables, dropping).
+
+Upserts are the main difference: SQLite's `ON CONFLICT DO UPDATE` against MySQL's
+`ON DUPLICATE KEY UPDATE`, rendered here as typed literals for speed. Everything else a domain
+writes is dialect-neutral SQLAlchemy Core.
+"""
 
 from __future__ import annotations
 
@@ -188,3 +194,26 @@ def batched(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mappi
 
 def quote_identifier(connection: sa.Connection, identifier: str) -> str:
     return connection.dialect.identifier_preparer.quote(identifier)
+
+
+def qualified_table_name(connection: sa.Connection, schema: str, table_name: str) -> str:
+    """`schema`.`table` for a table known by name only, quoted."""
+    return qualified_name(connection, sa.table(table_name, schema=schema))
+
+
+def row_count(connection: sa.Connection, table: sa.FromClause, *where: sa.ColumnElement[bool]) -> int:
+    """How many rows of `table` meet every condition of `where` (all rows without one)."""
+    return connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def has_rows(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    table = sa.table(table_name, schema=schema)
+    return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
+
+
+def drop_table(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    """Drop a table if it exists; False when there was none."""
+    if not sa.inspect(connection).has_table(table_name, schema=schema):
+        return False
+    connection.exec_driver_sql(f"DROP TABLE {qualified_table_name(connection, schema, table_name)}")
+    return True

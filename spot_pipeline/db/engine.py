@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, SqliteDateTime
 
 MYSQL_DRIVERS = ("mysql", "mariadb")
@@ -42,34 +43,26 @@ def parse_market_url(url: str) -> URL:
         parsed = make_url(url)
     except Exception as error:  # SQLAlchemy raises ArgumentError for any malformed URL
         raise DatabaseConfigError(
-            "MARKET_DB_URL is not a valid SQLAlchemy URL: use e.g. sqlite:///data/market.sqlite or "
+            "not a valid SQLAlchemy URL: use e.g. sqlite:///data/market.sqlite or "
             "mysql+mysqlconnector://user:password@host:3306/market"
         ) from error
     if parsed.get_backend_name() == "sqlite":
         return parsed
     if parsed.get_backend_name() in MYSQL_DRIVERS:
         if not parsed.host:
-            raise DatabaseConfigError(f"MARKET_DB_URL {safe_url(parsed)} names no host")
+            raise DatabaseConfigError(f"{safe_url(parsed)} names no host")
         return parsed
     raise DatabaseConfigError(
-        f"MARKET_DB_URL {safe_url(parsed)} uses an unsupported backend "
+        f"{safe_url(parsed)} uses an unsupported backend "
         f"{parsed.get_backend_name()!r}: use sqlite or mysql (mysql+mysqlconnector://...)"
     )
-
-
-def check_schema_name(schema: str) -> str:
-    """Schema names are spliced into ATTACH and CREATE DATABASE statements: allow identifiers only."""
-    if not schema.isidentifier() or not schema.isascii():
-        raise DatabaseConfigError(
-            f"MARKET_DB_SCHEMA {schema!r} is not a plain identifier: use letters, digits and _"
-        )
-    return schema
 
 
 def create_market_engine(url: str, schema: str = DEFAULT_SCHEMA) -> sa.Engine:
     """An engine whose Core statements address `market.<table>` as `<schema>.<table>`."""
     parsed = parse_market_url(url)
-    check_schema_name(schema)
+    # The schema name is spliced into ATTACH and CREATE DATABASE statements.
+    check_identifier(schema, "schema name")
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, schema)
     else:

@@ -1,15 +1,28 @@
-"""What an existing table looks like: column types and unique keys, read from the live database."""
+"""What a live table looks like, read from the database: columns, keys, indexes, and the names that
+may reach SQL.
+
+Maintenance jobs work on tables as deployed, which may differ from `schema.py` (legacy types, no
+keys). Everything they learn about a table comes from here: `inspect_table` for column types and
+unique keys, `reflect_table` for a full SQLAlchemy definition, `leads_an_index` to know whether a
+range of a column is a range read. Names that are spliced into SQL (schemas, tables, columns) pass
+`check_identifier` first.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# MySQL and MariaDB refuse longer schema, table and column names.
+MAX_IDENTIFIER_LENGTH = 64
 
-NATURAL_KEY = ("datetime", "exchange", "symbol_unmapped")
-MAPPED_KEY = ("datetime", "exchange", "symbol")
+
+class InvalidIdentifier(ValueError):
+    """A name that is about to reach SQL is not a plain identifier."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +47,55 @@ class TableShape:
             return "REAL"
         return "OTHER"
 
-    def has_unique_key(self, columns: tuple[str, ...]) -> bool:
+    def type_families(self, columns: Iterable[str]) -> dict[str, str]:
+        return {column: self.type_family(column) for column in columns}
+
+    def has_unique_key(self, columns: Sequence[str]) -> bool:
         """True when some unique key (or the primary key) is made of exactly these columns."""
         return any(set(key) == set(columns) for key in self.unique_keys)
 
-    @property
-    def trade_timestamp_families(self) -> dict[str, str]:
-        return {column: self.type_family(column) for column in TRADE_TIMESTAMP_COLUMNS}
+
+def check_identifier(name: str, what: str) -> str:
+    """A schema, table or column name that may reach SQL: letters, digits and _, at most 64 of them."""
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        raise InvalidIdentifier(
+            f"{what} {name!r} is not a plain identifier: use letters, digits and _, not starting with a digit"
+        )
+    if len(name) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifier(
+            f"{what} {name[:20]!r}... has {len(name)} characters; MySQL allows {MAX_IDENTIFIER_LENGTH}"
+        )
+    return name
+
+
+def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
+    """Every name is a plain identifier and a column of the live table."""
+    for name in columns:
+        check_identifier(name, what)
+        if name not in table.c:
+            raise ValueError(
+                f"{what} {name!r} is not a column of {table.schema}.{table.name}; "
+                f"its columns are: {', '.join(table.c.keys())}"
+            )
+
+
+def table_exists(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    return sa.inspect(connection).has_table(table_name, schema=schema)
+
+
+def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa.Table:
+    """The live table as the database defines it (columns, keys, indexes), after checking its names.
+
+    `schema` is the real schema name (e.g. `MarketDatabase.schema_name`), not the `market` alias.
+    """
+    check_identifier(schema, "schema")
+    check_identifier(table_name, "table")
+    try:
+        return sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=connection)
+    except sa.exc.NoSuchTableError:
+        raise ValueError(
+            f"table {schema}.{table_name} does not exist: check the schema and table name"
+        ) from None
 
 
 def leads_an_index(table: sa.Table, column: str) -> bool:
@@ -74,7 +129,3 @@ def inspect_table(connection: sa.Connection, schema: str, table_name: str) -> Ta
         column_types=columns,
         unique_keys=tuple(key for key in dict.fromkeys(keys) if key),
     )
-
-
-def inspect_ohlcv_table(connection: sa.Connection, schema: str) -> TableShape:
-    return inspect_table(connection, schema, cc_ohlcv_spot_1d_raw.name)

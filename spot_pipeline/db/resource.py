@@ -10,13 +10,8 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, field_validator
 
-from spot_pipeline.db.engine import (
-    DatabaseConfigError,
-    check_schema_name,
-    create_market_engine,
-    read_only_connection,
-    safe_url,
-)
+from spot_pipeline.db.engine import DatabaseConfigError, create_market_engine, read_only_connection, safe_url
+from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
 
@@ -60,7 +55,7 @@ class MarketDatabase(dg.ConfigurableResource):
     @field_validator("schema_name")
     @classmethod
     def _schema_is_identifier(cls, schema_name: str) -> str:
-        return check_schema_name(schema_name)
+        return check_identifier(schema_name, "schema name")
 
     @property
     def engine(self) -> sa.Engine:

@@ -14,6 +14,8 @@ from sqlalchemy.dialects import sqlite
 
 DEFAULT_SCHEMA = "market"
 
+Row = dict[str, Any]
+
 
 class SqliteDateTime(sqlite.DATETIME):
     """SQLite keeps DATETIME as text: one second-precision format everywhere, the one SQLite's own
@@ -161,6 +163,12 @@ cc_asset_market_data = sa.Table(
     **MYSQL_TABLE_OPTIONS,
 )
 
+# A candle is identified by the exchange's own instrument id, which is stable; the mapped symbol of
+# the primary key can change when the provider remaps an instrument.
+NATURAL_KEY = ("datetime", "exchange", "symbol_unmapped")
+MAPPED_KEY = ("datetime", "exchange", "symbol")
+NATURAL_UNIQUE_KEY = "uq_cc_ohlcv_spot_1d_raw_unmapped"
+
 TRADE_TIMESTAMP_COLUMNS = (
     "first_trade_timestamp",
     "last_trade_timestamp",
@@ -200,9 +208,8 @@ cc_ohlcv_spot_1d_raw = sa.Table(
     ),
     # The pipeline always writes collected_at in UTC; the default only serves older writers.
     sa.Column("collected_at", UtcDateTime, nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
-    sa.PrimaryKeyConstraint("datetime", "exchange", "symbol"),
-    # The exchange's own instrument id is the stable identity of a pair (the mapped symbol can change).
-    sa.UniqueConstraint("datetime", "exchange", "symbol_unmapped", name="uq_cc_ohlcv_spot_1d_raw_unmapped"),
+    sa.PrimaryKeyConstraint(*MAPPED_KEY),
+    sa.UniqueConstraint(*NATURAL_KEY, name=NATURAL_UNIQUE_KEY),
     **MYSQL_TABLE_OPTIONS,
 )
 

@@ -1,2 +1,3 @@
-"""Maintenance jobs that rewrite the market tables: the timestamp migration (run by hand; its schedule
-is off by default) and the deduplication (weekly, on by default)."""
+"""Maintenance jobs that rewrite the candle table, one folder each, on the same plan as the domains:
+`timestamp_migration` (run by hand; its schedule is off by default) and `deduplication` (weekly, on
+by default)."""

@@ -1,6 +1,5 @@
 """`cc_ohlcv_spot_1d_raw`: daily spot candles of every universe pair, one partition per closed UTC day."""
 
-import os
 import time
 from typing import Any
 
@@ -9,24 +8,18 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from spot_pipeline.ccdata import CCDataClient, ClientStats
-from spot_pipeline.db import ohlcv as ohlcv_sql
-from spot_pipeline.db.inspection import inspect_ohlcv_table
+from spot_pipeline.db import schema
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw as candle_table
-from spot_pipeline.metadata import markdown_table, table_preview
+from spot_pipeline.metadata import markdown_table
+from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.ohlcv.checks import WINDOW_CHECK_SPECS, window_check_results
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
-from spot_pipeline.settings import read_setting
+from spot_pipeline.ohlcv.partitions import daily_partitions
 from spot_pipeline.timeutils import day_start, utc_now, utc_today
 
 GROUP = "ohlcv"
-
-# Partitions end with yesterday: a day becomes a partition once it is over in UTC.
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=read_setting("OHLCV_START_DATE", os.environ), timezone="UTC", fmt="%Y-%m-%d"
-)
 
 
 class OhlcvConfig(dg.Config):
@@ -39,7 +32,7 @@ class OhlcvConfig(dg.Config):
 
 
 @dg.asset(
-    name=candle_table.name,
+    name=schema.cc_ohlcv_spot_1d_raw.name,
     group_name=GROUP,
     kinds={"sql"},
     partitions_def=daily_partitions,
@@ -62,11 +55,11 @@ def cc_ohlcv_spot_1d_raw(
     """
     window = _run_window(context)
     started, stats_before = time.monotonic(), ccdata.stats
-    with market_db.write_lock(candle_table):
+    with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw):
         with market_db.connect() as connection:
             _require_writable_table(connection, market_db.schema_name)
-            pairs = ohlcv_sql.load_universe(connection)
-            rows_before = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
+            pairs = queries.load_universe(connection)
+            rows_before = queries.count_candles(connection, day_start(window.start), day_start(window.end))
         if not pairs:
             raise dg.Failure(
                 "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
@@ -74,16 +67,11 @@ def cc_ohlcv_spot_1d_raw(
         context.log.info(f"Fetching {len(pairs)} pairs for {window}")
         summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
         with market_db.connect() as connection:
-            rows_after = ohlcv_sql.count_candles(connection, day_start(window.start), day_start(window.end))
+            rows_after = queries.count_candles(connection, day_start(window.start), day_start(window.end))
             metadata = _run_metadata(
                 summary, rows_after - rows_before, ccdata.stats - stats_before, started, window
             )
-            metadata["preview"] = table_preview(
-                connection,
-                candle_table,
-                ["datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at"],
-                [candle_table.c.datetime.desc(), candle_table.c.exchange, candle_table.c.symbol_unmapped],
-            )
+            metadata["preview"] = markdown_table(queries.latest_candles(connection), queries.PREVIEW_COLUMNS)
             check_results = window_check_results(connection, window)
     if summary.failed:
         metadata["failed_pairs"] = markdown_table(
@@ -96,8 +84,8 @@ def cc_ohlcv_spot_1d_raw(
 
 def _require_writable_table(connection: sa.Connection, schema_name: str) -> None:
     try:
-        ohlcv_sql.require_writable(inspect_ohlcv_table(connection, schema_name))
-    except ohlcv_sql.OhlcvTableNotReady as error:
+        queries.require_writable(queries.inspect_candle_table(connection, schema_name))
+    except queries.OhlcvTableNotReady as error:
         raise dg.Failure(description=str(error)) from None
 
 

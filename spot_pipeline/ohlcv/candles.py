@@ -1,4 +1,5 @@
-"""Daily candles: which requests cover a window, and which candles of the answers become rows."""
+"""Daily candles in plain Python: the pairs and windows a run covers, the requests that cover them,
+and which candles of the answers become rows. No I/O here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from spot_pipeline.ccdata.payload import PayloadValueError, as_datetime, as_float, as_int, as_text, required
 from spot_pipeline.ccdata.vocabulary import MAX_CANDLES_PER_CALL
-from spot_pipeline.db.ohlcv import Pair
+from spot_pipeline.db.schema import Row
 from spot_pipeline.timeutils import day_start, epoch_seconds
 
 SECONDS_PER_DAY = 86_400
@@ -26,7 +27,17 @@ VOLUME_FIELDS = tuple(
     f"{prefix}VOLUME{side}" for side in ("", "_BUY", "_SELL", "_UNKNOWN") for prefix in ("", "QUOTE_")
 )
 
-Row = dict[str, Any]
+
+@dataclass(frozen=True, order=True)
+class Pair:
+    """One exchange instrument of the universe."""
+
+    exchange: str
+    exchange_instrument_id: str
+    mapped_instrument: str
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.exchange_instrument_id} ({self.mapped_instrument})"
 
 
 @dataclass(frozen=True)

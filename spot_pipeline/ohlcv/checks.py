@@ -1,14 +1,14 @@
-"""Checks on the candles a run wrote, evaluated over the run's own window in the same step."""
+"""Checks on the daily candles: those a run evaluates over its own window in the same step, and the
+partition freshness check (yesterday's partition must exist by 03:00 UTC)."""
 
 import datetime as dt
 
 import dagster as dg
 import sqlalchemy as sa
 
-from spot_pipeline.db import ohlcv as ohlcv_sql
-from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
+from spot_pipeline.db.schema import MAPPED_KEY, NATURAL_KEY, cc_ohlcv_spot_1d_raw
 from spot_pipeline.metadata import markdown_table
+from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import DayWindow
 from spot_pipeline.timeutils import day_start
 
@@ -51,15 +51,15 @@ WINDOW_CHECK_SPECS = [
 def window_check_results(connection: sa.Connection, window: DayWindow) -> list[dg.AssetCheckResult]:
     start, end = day_start(window.start), day_start(window.end)
     duplicates = {
-        "_".join(key[2:]): ohlcv_sql.duplicate_keys(connection, start, end, key)
+        "_".join(key[2:]): queries.duplicate_keys(connection, start, end, key)
         for key in (NATURAL_KEY, MAPPED_KEY)
     }
-    inconsistent = ohlcv_sql.inconsistent_ohlc(connection, start, end)
-    outside = ohlcv_sql.trade_times_outside_day(connection, start, end)
+    inconsistent = queries.inconsistent_ohlc(connection, start, end)
+    outside = queries.trade_times_outside_day(connection, start, end)
     recent_days = [
         window.end - dt.timedelta(days=n) for n in range(min(window.days, COMPLETENESS_DAYS), 0, -1)
     ]
-    missing, missing_sample = ohlcv_sql.missing_candles(connection, recent_days)
+    missing, missing_sample = queries.missing_candles(connection, recent_days)
     return [
         dg.AssetCheckResult(
             check_name=NO_DUPLICATE_KEYS,
@@ -89,3 +89,8 @@ def _sampled_result(check_name: str, offending: list[dict[str, object]]) -> dg.A
             "examples": markdown_table(offending, ["datetime", "exchange", "symbol_unmapped"]),
         },
     )
+
+
+ohlcv_freshness_checks = dg.build_time_partition_freshness_checks(
+    assets=[ASSET], deadline_cron="0 3 * * *", timezone="UTC"
+)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from spot_pipeline.ccdata import CCDataClient, CCDataError, CCDataNotFoundError
 from spot_pipeline.ccdata.payload import PayloadValueError
-from spot_pipeline.db.ohlcv import Pair
-from spot_pipeline.ohlcv.candles import DayWindow, Row, candle_rows, plan_requests
+from spot_pipeline.concurrency import bounded_map
+from spot_pipeline.db.schema import Row
+from spot_pipeline.ohlcv.candles import DayWindow, Pair, candle_rows, plan_requests
 
 
 @dataclass(frozen=True)
@@ -60,21 +59,4 @@ def fetch_pairs(
     bounds memory however many pairs there are.
     """
     workers = client.max_concurrency
-    yield from _bounded_map(
-        lambda pair: fetch_pair(client, pair, window, collected_at), pairs, workers, max_pending=2 * workers
-    )
-
-
-def _bounded_map(
-    function: Callable[[Pair], PairResult], items: Iterable[Pair], workers: int, max_pending: int
-) -> Iterator[PairResult]:
-    remaining = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ohlcv-fetch") as pool:
-        pending: set[Future[PairResult]] = {
-            pool.submit(function, item) for item in islice(remaining, max_pending)
-        }
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-            pending |= {pool.submit(function, item) for item in islice(remaining, len(done))}
+    yield from bounded_map(lambda pair: fetch_pair(client, pair, window, collected_at), pairs, workers)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.ohlcv import Pair, SymbolHeldByAnotherInstrument, write_candles
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
+from spot_pipeline.ohlcv.queries import SymbolHeldByAnotherInstrument, write_candles
 from spot_pipeline.timeutils import utc_today
 
 DEFAULT_BATCH_ROWS = 20_000

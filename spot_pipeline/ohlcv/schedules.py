@@ -1,11 +1,13 @@
-"""The daily candle job, its schedule (yesterday plus recent revisions) and the freshness check."""
+"""The daily candle job, its schedule (yesterday plus recent revisions) and the freshness sensor."""
 
 import datetime as dt
 import os
 
 import dagster as dg
 
-from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw, daily_partitions
+from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
+from spot_pipeline.ohlcv.partitions import daily_partitions
 from spot_pipeline.settings import read_setting
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -42,9 +44,6 @@ def ohlcv_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     )
 
 
-ohlcv_freshness_checks = dg.build_time_partition_freshness_checks(
-    assets=[cc_ohlcv_spot_1d_raw], deadline_cron="0 3 * * *", timezone="UTC"
-)
 ohlcv_freshness_sensor = dg.build_sensor_for_freshness_checks(
     freshness_checks=ohlcv_freshness_checks, name="ohlcv_freshness_sensor"
 )

@@ -11,14 +11,13 @@ from pydantic import Field, field_validator
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
 from spot_pipeline.db import schema
-from spot_pipeline.db.dialect import upsert_rows
+from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.metadata import row_count, table_preview
-from spot_pipeline.reference_data import parsing
+from spot_pipeline.metadata import table_preview
+from spot_pipeline.reference_data import parsing, queries
 from spot_pipeline.timeutils import utc_day_start, utc_now
 
 GROUP = "reference_data"
-KEEP_ON_UPDATE = ("created_at",)
 
 
 def write_reference_rows(
@@ -41,7 +40,7 @@ def write_reference_rows(
         )
     for reason in parsed.skipped:
         log.warning(f"{table.name}: record skipped: {reason}")
-    written = upsert_rows(connection, table, parsed.rows, key_columns, keep_on_update=KEEP_ON_UPDATE)
+    written = queries.upsert_reference_rows(connection, table, parsed.rows, key_columns)
     order = [table.c.updated_at.desc(), *(table.c[name] for name in key_columns)]
     return {
         "rows_upserted": written,

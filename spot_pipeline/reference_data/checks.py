@@ -3,11 +3,10 @@
 import datetime as dt
 
 import dagster as dg
-import sqlalchemy as sa
 
 from spot_pipeline.ccdata.vocabulary import GRADE_SCALE
-from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.reference_data import queries
 from spot_pipeline.timeutils import utc_now
 
 MAX_SNAPSHOT_AGE = dt.timedelta(days=2)
@@ -16,14 +15,8 @@ MAX_SNAPSHOT_AGE = dt.timedelta(days=2)
 @dg.asset_check(asset="cc_exchanges_general", blocking=True)
 def exchanges_have_grades(market_db: MarketDatabase) -> dg.AssetCheckResult:
     """At least one exchange carries a known grade; without grades the universe would be empty."""
-    grade = sa.func.upper(sa.func.trim(schema.cc_exchanges_general.c.grade))
-    query = (
-        sa.select(grade.label("grade"), sa.func.count().label("exchanges"))
-        .where(grade.in_(GRADE_SCALE))
-        .group_by(grade)
-    )
     with market_db.connect() as connection:
-        per_grade = {row.grade: row.exchanges for row in connection.execute(query)}
+        per_grade = queries.exchanges_per_grade(connection)
     return dg.AssetCheckResult(
         passed=bool(per_grade),
         metadata={f"grade_{grade}": per_grade.get(grade, 0) for grade in GRADE_SCALE},
@@ -33,9 +26,8 @@ def exchanges_have_grades(market_db: MarketDatabase) -> dg.AssetCheckResult:
 @dg.asset_check(asset="cc_asset_market_data", blocking=True)
 def asset_volume_snapshot_is_recent(market_db: MarketDatabase) -> dg.AssetCheckResult:
     """The newest volume snapshot is at most two days old, so the top-asset ranking is current."""
-    table = schema.cc_asset_market_data
     with market_db.connect() as connection:
-        latest = connection.execute(sa.select(sa.func.max(table.c.snapshot_ts))).scalar_one()
+        latest = queries.latest_snapshot_time(connection)
     age = None if latest is None else utc_now() - latest
     return dg.AssetCheckResult(
         passed=age is not None and age <= MAX_SNAPSHOT_AGE,

@@ -5,10 +5,11 @@ from pydantic import Field, field_validator
 
 from spot_pipeline.ccdata.vocabulary import qualifying_grades
 from spot_pipeline.db import schema
+from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.metadata import markdown_table, row_count
+from spot_pipeline.metadata import markdown_table
 from spot_pipeline.timeutils import utc_now
-from spot_pipeline.universe import selection
+from spot_pipeline.universe import queries
 
 GROUP = "universe"
 
@@ -44,13 +45,13 @@ def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.Mater
 
     Stored in `market.spot_universe`, replaced as a whole in one transaction.
     """
-    query = selection.universe_query(config.min_grade, config.top_assets, config.quote_assets, utc_now())
+    query = queries.universe_query(config.min_grade, config.top_assets, config.quote_assets, utc_now())
     with market_db.begin() as connection:
-        selection.replace_universe(connection, query)
+        queries.replace_universe(connection, query)
         pairs = row_count(connection, schema.spot_universe)
-        per_exchange = selection.pairs_per_exchange(connection)
-        unmatched = selection.unmatched_graded_exchanges(connection, config.min_grade)
-        top_assets = selection.selected_top_assets(connection, config.top_assets)
+        per_exchange = queries.pairs_per_exchange(connection)
+        unmatched = queries.unmatched_graded_exchanges(connection, config.min_grade)
+        top_assets = queries.selected_top_assets(connection, config.top_assets)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": pairs,

@@ -1,9 +1,9 @@
 """Checks on the stored spot universe."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from spot_pipeline.db import schema
+from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
 
 
@@ -11,5 +11,5 @@ from spot_pipeline.db.resource import MarketDatabase
 def spot_universe_is_not_empty(market_db: MarketDatabase) -> dg.AssetCheckResult:
     """The universe holds at least one pair: an empty one would make every candle run a silent no-op."""
     with market_db.connect() as connection:
-        pairs = connection.execute(sa.select(sa.func.count()).select_from(schema.spot_universe)).scalar_one()
+        pairs = row_count(connection, schema.spot_universe)
     return dg.AssetCheckResult(passed=pairs > 0, metadata={"pairs": pairs})

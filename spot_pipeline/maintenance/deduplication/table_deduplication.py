@@ -28,7 +28,6 @@ every batch reads the whole table, so fewer, larger batches are faster there.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -36,10 +35,14 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import drop_temporary_table, require_transactional_engine, temporary_schema
-from spot_pipeline.db.inspection import leads_an_index
+from spot_pipeline.db.dialect import (
+    drop_temporary_table,
+    require_transactional_engine,
+    row_count,
+    temporary_schema,
+)
+from spot_pipeline.db.inspection import check_columns, leads_an_index, reflect_table
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_BATCH_DAYS = 31
 SURVIVORS_TABLE = "spot_pipeline_dedupe_survivors"
 COPIES_COLUMN = "dedupe_copies"
@@ -106,41 +109,6 @@ class _Plan:
         return [column >= sa.literal(start, sa.Date), column < sa.literal(end, sa.Date)]
 
 
-def check_identifier(name: str, what: str) -> str:
-    """A schema, table or column name that may reach SQL: letters, digits and _ only."""
-    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
-        raise ValueError(
-            f"{what} {name!r} is not a plain identifier: use letters, digits and _, not starting with a digit"
-        )
-    return name
-
-
-def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa.Table:
-    """The live table as the database defines it (columns, keys, indexes), after checking its names.
-
-    `schema` is the real schema name (e.g. `MarketDatabase.schema_name`), not the `market` alias.
-    """
-    check_identifier(schema, "schema")
-    check_identifier(table_name, "table")
-    try:
-        return sa.Table(table_name, sa.MetaData(), schema=schema, autoload_with=connection)
-    except sa.exc.NoSuchTableError:
-        raise ValueError(
-            f"table {schema}.{table_name} does not exist: check the schema and table name"
-        ) from None
-
-
-def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
-    """Every name is a plain identifier and a column of the live table."""
-    for name in columns:
-        check_identifier(name, what)
-        if name not in table.c:
-            raise ValueError(
-                f"{what} {name!r} is not a column of {table.schema}.{table.name}; "
-                f"its columns are: {', '.join(table.c.keys())}"
-            )
-
-
 def survivor_order(
     columns: Sequence[sa.ColumnElement], key_columns: Sequence[str], order_column: str
 ) -> list[sa.ColumnElement]:
@@ -161,7 +129,7 @@ def count_duplicates(
 ) -> DuplicateCount:
     """Count the rows matching `where` and those beyond the first of their key; writes nothing."""
     check_columns(table, [*key_columns, *([group_column] if group_column else [])], "column")
-    examined = connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+    examined = row_count(connection, table, *where)
     keys = [table.c[name] for name in key_columns]
     numbered = (
         sa.select(*keys, sa.func.row_number().over(partition_by=keys).label(RANK_COLUMN))

@@ -1,56 +1,55 @@
-"""SQL for the daily candle table: reading the universe, guarding the table's shape, writing, checking."""
+"""All SQL of the daily candles: reading the universe, guarding the table's shape, writing, checking.
+
+Every function takes a connection and runs in the caller's transaction; the checks read only the
+window they are given.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import add_days, upsert_rows
-from spot_pipeline.db.inspection import NATURAL_KEY, TableShape
+from spot_pipeline.db.dialect import add_days, row_count, upsert_rows
+from spot_pipeline.db.inspection import TableShape, inspect_table
 from spot_pipeline.db.schema import (
+    NATURAL_KEY,
     TRADE_TIMESTAMP_COLUMNS,
+    Row,
     UtcDateTime,
     cc_instruments_spot,
     cc_ohlcv_spot_1d_raw,
     spot_universe,
 )
+from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.timeutils import day_start
 
+# The maintenance jobs that make a legacy table writable, named in the errors that send users to
+# them (a test checks that these jobs exist under these names).
 MIGRATION_JOB = "migrate_ohlcv_timestamps_job"
 DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
 
-candles = cc_ohlcv_spot_1d_raw
 ONE_DAY = dt.timedelta(days=1)
 SAMPLE_ROWS = 5
+PREVIEW_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at")
 
 
 class OhlcvTableNotReady(RuntimeError):
     """The live candle table has a shape that ingestion would write wrong values or duplicates into."""
 
 
-@dataclass(frozen=True, order=True)
-class Pair:
-    """One exchange instrument of the universe."""
-
-    exchange: str
-    exchange_instrument_id: str
-    mapped_instrument: str
-
-    def __str__(self) -> str:
-        return f"{self.exchange}:{self.exchange_instrument_id} ({self.mapped_instrument})"
+def inspect_candle_table(connection: sa.Connection, schema_name: str) -> TableShape:
+    """The live candle table's column types and unique keys."""
+    return inspect_table(connection, schema_name, cc_ohlcv_spot_1d_raw.name)
 
 
 def require_writable(shape: TableShape) -> None:
     """Stop before writing when upserts into this table would store wrong values or duplicates."""
     table = f"market.{shape.name}"
-    not_datetime = [
-        column for column, family in shape.trade_timestamp_families.items() if family != "DATETIME"
-    ]
+    families = shape.type_families(TRADE_TIMESTAMP_COLUMNS)
+    not_datetime = [column for column, family in families.items() if family != "DATETIME"]
     if not_datetime:
         raise OhlcvTableNotReady(
             f"{table} still stores {', '.join(not_datetime)} as "
@@ -75,7 +74,7 @@ class SymbolHeldByAnotherInstrument(RuntimeError):
     """A candle's mapped symbol is stored, for the same day, under another exchange instrument."""
 
 
-def write_candles(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> int:
+def write_candles(connection: sa.Connection, rows: Sequence[Row]) -> int:
     """Upsert candle rows on (datetime, exchange, symbol_unmapped) inside the caller's transaction.
 
     Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
@@ -85,10 +84,11 @@ def write_candles(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> 
         return 0
     _refuse_symbol_takeover(connection, rows)
     # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
-    return upsert_rows(connection, candles, sorted(rows, key=itemgetter(*NATURAL_KEY)), NATURAL_KEY)
+    in_key_order = sorted(rows, key=itemgetter(*NATURAL_KEY))
+    return upsert_rows(connection, cc_ohlcv_spot_1d_raw, in_key_order, NATURAL_KEY)
 
 
-def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[Row]) -> None:
     """Stop before an upsert would overwrite another instrument's candle.
 
     When a ticker is handed over (LUNA became LUNC, a new LUNA appeared), an instrument's new mapped
@@ -108,7 +108,7 @@ def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[dict[str, 
                 f"{instrument} and {row['symbol_unmapped']}: write their pairs one by one"
             )
     days = [day for day, _, _ in incoming]
-    c = candles.c
+    c = cc_ohlcv_spot_1d_raw.c
     in_batch = c.datetime.between(min(days), max(days))
     holders = (
         sa.select(c.exchange, c.symbol, c.symbol_unmapped)
@@ -145,19 +145,19 @@ def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[dict[str, 
 
 
 def _in_window(start: dt.datetime, end: dt.datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(candles.c.datetime >= start, candles.c.datetime < end)
+    day = cc_ohlcv_spot_1d_raw.c.datetime
+    return sa.and_(day >= start, day < end)
 
 
 def count_candles(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> int:
-    query = sa.select(sa.func.count()).select_from(candles).where(_in_window(start, end))
-    return connection.execute(query).scalar_one()
+    return row_count(connection, cc_ohlcv_spot_1d_raw, _in_window(start, end))
 
 
 def duplicate_keys(
     connection: sa.Connection, start: dt.datetime, end: dt.datetime, key: Sequence[str]
 ) -> int:
     """How many keys occur more than once among the window's rows."""
-    columns = [candles.c[name] for name in key]
+    columns = [cc_ohlcv_spot_1d_raw.c[name] for name in key]
     groups = (
         sa.select(*columns)
         .where(_in_window(start, end))
@@ -165,14 +165,12 @@ def duplicate_keys(
         .having(sa.func.count() > 1)
         .subquery()
     )
-    return connection.execute(sa.select(sa.func.count()).select_from(groups)).scalar_one()
+    return row_count(connection, groups)
 
 
-def inconsistent_ohlc(
-    connection: sa.Connection, start: dt.datetime, end: dt.datetime
-) -> list[dict[str, Any]]:
+def inconsistent_ohlc(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> list[Row]:
     """Rows whose prices break low <= open, close <= high or whose volumes or counts are negative."""
-    c = candles.c
+    c = cc_ohlcv_spot_1d_raw.c
     broken = sa.or_(
         c.low > c.open,
         c.low > c.close,
@@ -183,21 +181,17 @@ def inconsistent_ohlc(
     return _sample(connection, sa.and_(_in_window(start, end), broken))
 
 
-def trade_times_outside_day(
-    connection: sa.Connection, start: dt.datetime, end: dt.datetime
-) -> list[dict[str, Any]]:
+def trade_times_outside_day(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> list[Row]:
     """Rows with a trade timestamp before their candle's day or on a later day."""
-    day_end = add_days(connection, candles.c.datetime, 1)
+    c = cc_ohlcv_spot_1d_raw.c
+    day_end = add_days(connection, c.datetime, 1)
     outside = sa.or_(
-        *(
-            sa.or_(candles.c[column] < candles.c.datetime, candles.c[column] >= day_end)
-            for column in TRADE_TIMESTAMP_COLUMNS
-        )
+        *(sa.or_(c[column] < c.datetime, c[column] >= day_end) for column in TRADE_TIMESTAMP_COLUMNS)
     )
     return _sample(connection, sa.and_(_in_window(start, end), outside))
 
 
-def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple[int, list[dict[str, Any]]]:
+def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple[int, list[Row]]:
     """Universe pairs without a stored candle on one of `days` they had already traded by.
 
     Returns the number of missing (pair, day) combinations and a few of them.
@@ -216,10 +210,11 @@ def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple
         instruments.c.exchange_internal_name == universe.c.exchange,
         instruments.c.mapped_instrument_symbol == universe.c.mapped_instrument,
     )
+    c = cc_ohlcv_spot_1d_raw.c
     stored = sa.and_(
-        candles.c.datetime == day_rows.c.day,
-        candles.c.exchange == universe.c.exchange,
-        candles.c.symbol_unmapped == universe.c.exchange_instrument_id,
+        c.datetime == day_rows.c.day,
+        c.exchange == universe.c.exchange,
+        c.symbol_unmapped == universe.c.exchange_instrument_id,
     )
     missing = (
         sa.select(universe.c.exchange, universe.c.exchange_instrument_id, day_rows.c.day)
@@ -232,16 +227,28 @@ def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple
             ~sa.exists().where(stored),
         )
     )
-    count = connection.execute(sa.select(sa.func.count()).select_from(missing.subquery())).scalar_one()
+    count = row_count(connection, missing.subquery())
     sample = missing.order_by(day_rows.c.day, universe.c.exchange, universe.c.exchange_instrument_id)
     return count, [dict(row._mapping) for row in connection.execute(sample.limit(SAMPLE_ROWS))]
 
 
-def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> list[Row]:
+    c = cc_ohlcv_spot_1d_raw.c
     query = (
-        sa.select(candles.c.datetime, candles.c.exchange, candles.c.symbol_unmapped)
+        sa.select(c.datetime, c.exchange, c.symbol_unmapped)
         .where(condition)
-        .order_by(candles.c.datetime, candles.c.exchange, candles.c.symbol_unmapped)
+        .order_by(c.datetime, c.exchange, c.symbol_unmapped)
         .limit(SAMPLE_ROWS)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def latest_candles(connection: sa.Connection, limit: int = SAMPLE_ROWS) -> list[Row]:
+    """The most recent candles of the table, for a preview."""
+    c = cc_ohlcv_spot_1d_raw.c
+    query = (
+        sa.select(*(c[name] for name in PREVIEW_COLUMNS))
+        .order_by(c.datetime.desc(), c.exchange, c.symbol_unmapped)
+        .limit(limit)
     )
     return [dict(row._mapping) for row in connection.execute(query)]

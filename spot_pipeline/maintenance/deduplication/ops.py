@@ -1,18 +1,4 @@
-"""`deduplicate_ohlcv_job`: one row per candle in cc_ohlcv_spot_1d_raw, and the keys that keep it so.
-
-Steps: count -> delete duplicates -> verify -> enforce the natural key. A table whose unique key on
-the natural key already rules duplicates out (and that has every key the run could add) skips them
-all after a look at its keys, so the weekly run costs nothing on a keyed table. A candle is identified by
-(datetime, exchange, symbol_unmapped); of several rows of one candle the one with the latest
-`collected_at` is kept (ties and NULLs: `spot_pipeline.db.utils`, docs/duplicates.md). The SQL lives
-in `spot_pipeline.db.utils.deduplicate_table` and `spot_pipeline.db.natural_key`; these ops order
-the steps, hold the write lock and report.
-
-The deleting and key-adding steps hold the table's write lock (`MarketDatabase.write_lock`) and share
-the Dagster pool `ohlcv_table_writes` with ingestion and the timestamp migration, so they never write
-the table at the same time. Works on the legacy table too (BIGINT trade timestamps, no primary key),
-before or after the migration. Re-running converges: a second run deletes nothing.
-"""
+"""The steps of `deduplicate_ohlcv_job`: count, delete, verify, enforce the natural key."""
 
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -22,11 +8,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from spot_pipeline.db import natural_key
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
-from spot_pipeline.db.utils import DEFAULT_BATCH_DAYS, BatchResult
+from spot_pipeline.db.schema import NATURAL_UNIQUE_KEY, cc_ohlcv_spot_1d_raw
+from spot_pipeline.maintenance.deduplication import natural_key
+from spot_pipeline.maintenance.deduplication.table_deduplication import DEFAULT_BATCH_DAYS, BatchResult
 from spot_pipeline.metadata import markdown_table
 
 EXCHANGES_SHOWN = 25
@@ -88,9 +74,7 @@ def count_duplicate_candles(
     with market_db.connect() as connection:
         keys = natural_key.ohlcv_key_statuses(connection, market_db.schema_name)
         if _nothing_to_do(keys, config.add_unique_key):
-            context.log.info(
-                f"{natural_key.NATURAL_UNIQUE_KEY} rules duplicates out: nothing to count or delete."
-            )
+            context.log.info(f"{NATURAL_UNIQUE_KEY} rules duplicates out: nothing to count or delete.")
             _log_key_changes(context, keys)
             yield dg.Output(None, "key_enforced", metadata={"duplicates": 0, **_key_metadata(keys)})
             return
@@ -194,30 +178,6 @@ def enforce_natural_key(
     context.add_output_metadata(_key_metadata(keys))
 
 
-@dg.job(
-    description="Remove duplicate candles from market.cc_ohlcv_spot_1d_raw, keeping the latest collected_at "
-    "of every (datetime, exchange, symbol_unmapped), verify none remain and, with add_unique_key, add the "
-    "unique key that prevents new ones. Config on count_duplicate_candles (dry_run, batch_days, "
-    "add_unique_key)."
-)
-def deduplicate_ohlcv_job() -> None:
-    plan, _key_enforced = count_duplicate_candles()
-    enforce_natural_key(verify_no_duplicate_candles(delete_duplicate_candles(plan)))
-
-
-deduplicate_ohlcv_schedule = dg.ScheduleDefinition(
-    name="deduplicate_ohlcv_schedule",
-    job=deduplicate_ohlcv_job,
-    # Weekly, in a quiet hour after the 00:xx UTC candle run (the pool and the lock keep them apart anyway).
-    cron_schedule="0 3 * * 0",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-
-deduplication_jobs = [deduplicate_ohlcv_job]
-deduplication_schedules = [deduplicate_ohlcv_schedule]
-
-
 def _log_key_changes(context: dg.OpExecutionContext, keys: list[natural_key.KeyStatus]) -> None:
     """Keys added are logged as news, keys still missing as warnings with their reason."""
     for key in keys:
@@ -231,7 +191,7 @@ def _nothing_to_do(keys: list[natural_key.KeyStatus], add_unique_key: bool) -> b
     """The unique natural key makes duplicates impossible; the run has work only if it may add a key."""
     by_name = {key.name: key for key in keys}
     missing = [key for key in keys if not key.present]
-    return by_name[natural_key.NATURAL_UNIQUE_KEY].present and not (add_unique_key and missing)
+    return by_name[NATURAL_UNIQUE_KEY].present and not (add_unique_key and missing)
 
 
 def _per_exchange(counts: dict[str, int], label: str) -> dg.MetadataValue:
@@ -242,7 +202,7 @@ def _per_exchange(counts: dict[str, int], label: str) -> dg.MetadataValue:
 def _key_metadata(keys: list[natural_key.KeyStatus]) -> dict[str, Any]:
     by_name = {key.name: key for key in keys}
     return {
-        "natural_unique_key_present": by_name[natural_key.NATURAL_UNIQUE_KEY].present,
+        "natural_unique_key_present": by_name[NATURAL_UNIQUE_KEY].present,
         "keys": markdown_table(
             [{"key": key.name, "columns": ", ".join(key.columns), "status": key.state} for key in keys],
             ["key", "columns", "status"],

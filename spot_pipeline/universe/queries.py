@@ -1,4 +1,5 @@
-"""The rules that pick the pairs to ingest, as set-based SQL over the reference tables.
+"""All SQL of the universe: the rules that pick the pairs to ingest, as set-based SQL over the
+reference tables, and the questions its metadata and checks ask.
 
 - Exchanges graded `min_grade` or better (grades best first: AA, A, BB, B, C, D, E, F).
 - Exchange names matched case-insensitively: min-api says `Kraken`, data-api markets say `kraken`.

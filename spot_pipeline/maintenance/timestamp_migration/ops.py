@@ -1,24 +1,5 @@
-"""`migrate_ohlcv_timestamps_job`: the trade timestamps of `cc_ohlcv_spot_1d_raw` from BIGINT to DATETIME.
-
-Steps: inspect -> create the migrating table -> copy, verify and swap -> clean up. The SQL lives in
-`spot_pipeline.db.migration`; these ops only order the steps, hold the lock and report.
-
-Keeping writers apart. Ingestion, deduplication and this job write the table only while holding its
-write lock (`MarketDatabase.write_lock`: a MySQL named lock, or an OS file lock beside the SQLite
-file; the server or the OS releases it if the holder dies, so a crash leaves no stale lock). Their
-writing steps also share the Dagster pool `ohlcv_table_writes`, so the daemon does not schedule them
-side by side.
-
-Why copy, verify and swap are one step. A verification only holds while no one writes the original,
-and Dagster may run each step in its own process, so no lock can span two steps. The copy, the
-verification and the rename therefore run in one step under one hold of the lock: what is swapped is
-exactly what was verified, and a concurrent writer is blocked until the swap is done, after which
-its rows go into the migrated table. Rows written before that step are in the original when it is
-copied. Verifying each chunk right after copying it also finds its rows still in the database's cache.
-
-Re-running converges: until the rename the original is untouched and queryable, a migrating table
-left by a failed run is dropped and rebuilt, and a migrated table makes the job a no-op.
-"""
+"""The steps of `migrate_ohlcv_timestamps_job`: inspect, create the migrating table, copy, verify and
+swap, clean up. They order the steps, hold the write lock and report; the SQL is in the sibling modules."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,10 +8,10 @@ from typing import Any, Self
 import dagster as dg
 from pydantic import Field, model_validator
 
-from spot_pipeline.db import migration as db_migration
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+from spot_pipeline.maintenance.timestamp_migration import chunks, copying, epochs, layout, preflight, swap
 from spot_pipeline.metadata import markdown_table
 from spot_pipeline.timeutils import utc_now
 
@@ -42,7 +23,7 @@ class MigrationConfig(dg.Config):
         default=None,
         ge=1,
         description="Rows per copy transaction (whole days, so a chunk can be larger). Default: "
-        f"{db_migration.DEFAULT_CHUNK_ROWS:,} when an index or key starts with `datetime`; without one, "
+        f"{chunks.DEFAULT_CHUNK_ROWS:,} when an index or key starts with `datetime`; without one, "
         "every chunk reads the whole table, so the default is one chunk.",
     )
     parallel_chunks: int = Field(
@@ -61,7 +42,7 @@ class MigrationConfig(dg.Config):
     dry_run: bool = Field(
         default=False, description="Only inspect and report what would happen: nothing is created or renamed."
     )
-    invalid_epochs: db_migration.InvalidEpochPolicy = Field(
+    invalid_epochs: epochs.InvalidEpochPolicy = Field(
         default="stop",
         description="Trade timestamps that are not seconds since 1970 (zero, negative, milliseconds, "
         "out of range): 'stop' reports them and stops before the swap; 'null' stores NULL; "
@@ -70,7 +51,7 @@ class MigrationConfig(dg.Config):
 
     @model_validator(mode="after")
     def _lossy_policy_keeps_backup(self) -> Self:
-        if self.invalid_epochs in db_migration.LOSSY_POLICIES and not self.keep_backup:
+        if self.invalid_epochs in epochs.LOSSY_POLICIES and not self.keep_backup:
             raise ValueError(
                 f"invalid_epochs={self.invalid_epochs!r} replaces values, and the backup is their only "
                 "copy: keep keep_backup true"
@@ -85,7 +66,7 @@ class MigrationPlan:
     chunk_rows: int | None
     parallel_chunks: int
     keep_backup: bool
-    invalid_epochs: db_migration.InvalidEpochPolicy
+    invalid_epochs: epochs.InvalidEpochPolicy
     rows_at_inspection: int
 
 
@@ -110,11 +91,9 @@ def inspect_ohlcv_table(
     one, or invalid epochs the `invalid_epochs` policy does not handle: fails before touching anything.
     A dry run reports what the migration would do and stops here.
     """
-    inspection = db_migration.inspect_original(
-        market_db.engine, market_db.schema_name, config.parallel_chunks
-    )
+    inspection = preflight.inspect_original(market_db.engine, market_db.schema_name, config.parallel_chunks)
     with market_db.connect() as connection:
-        backup_name = db_migration.backup_table_name(connection, market_db.schema_name, utc_now().date())
+        backup_name = swap.backup_table_name(connection, market_db.schema_name, utc_now().date())
     metadata = _inspection_metadata(inspection)
     if inspection.survey is None:
         context.log.info("The trade timestamps are already DATETIME: nothing to migrate.")
@@ -122,7 +101,7 @@ def inspect_ohlcv_table(
         return
     blocking = inspection.survey.blocking(config.invalid_epochs)
     outcome = (
-        db_migration.invalid_epochs_message(inspection.survey, config.invalid_epochs)
+        epochs.invalid_epochs_message(inspection.survey, config.invalid_epochs)
         if blocking
         else _migration_summary(config, inspection, backup_name)
     )
@@ -148,10 +127,10 @@ def create_migrating_table(
     another migration run is copying into.
     """
     with market_db.write_lock(cc_ohlcv_spot_1d_raw), market_db.begin() as connection:
-        leftover = db_migration.create_migrating_table(connection, market_db.schema_name)
+        leftover = layout.create_migrating_table(connection, market_db.schema_name)
     if leftover:
-        context.log.warning(f"Dropped {db_migration.MIGRATING_TABLE} left by a failed run; rebuilt it empty.")
-    context.add_output_metadata({"table": db_migration.MIGRATING_TABLE, "rebuilt_leftover": leftover})
+        context.log.warning(f"Dropped {layout.MIGRATING_TABLE} left by a failed run; rebuilt it empty.")
+    context.add_output_metadata({"table": layout.MIGRATING_TABLE, "rebuilt_leftover": leftover})
     return plan
 
 
@@ -171,7 +150,7 @@ def copy_verify_and_swap(
 
     schema_name = market_db.schema_name
     with market_db.write_lock(cc_ohlcv_spot_1d_raw):
-        report = db_migration.copy_and_verify(
+        report = copying.copy_and_verify(
             market_db.engine,
             schema_name,
             plan.invalid_epochs,
@@ -181,8 +160,8 @@ def copy_verify_and_swap(
             on_chunk=report_progress,
         )
         with market_db.begin() as connection:
-            backup_name = db_migration.backup_table_name(connection, schema_name, utc_now().date())
-            db_migration.swap_tables(connection, schema_name, backup_name)
+            backup_name = swap.backup_table_name(connection, schema_name, utc_now().date())
+            swap.swap_tables(connection, schema_name, backup_name)
     context.log.info(f"Swapped: the original is now {schema_name}.{backup_name}.")
     context.add_output_metadata(
         {
@@ -209,37 +188,12 @@ def clean_up_migration(
         context.log.info(f"Kept the original as {market_db.schema_name}.{backup_table}.")
     else:
         with market_db.begin() as connection:
-            db_migration.drop_backup(connection, market_db.schema_name, backup_table)
+            swap.drop_backup(connection, market_db.schema_name, backup_table)
         context.log.info(f"Dropped the backup {market_db.schema_name}.{backup_table} (keep_backup is false).")
     context.add_output_metadata({"backup_table": backup_table, "backup_kept": plan.keep_backup})
 
 
-@dg.job(
-    description="Convert the four trade timestamps of market.cc_ohlcv_spot_1d_raw from BIGINT unix "
-    "seconds to DATETIME (UTC) through a verified copy and an atomic rename, keeping the original as a "
-    "dated backup. Safe to re-run; a no-op once migrated. Config on inspect_ohlcv_table."
-)
-def migrate_ohlcv_timestamps_job() -> None:
-    plan, _no_changes = inspect_ohlcv_table()
-    created = create_migrating_table(plan)
-    clean_up_migration(created, copy_verify_and_swap(created))
-
-
-migrate_ohlcv_timestamps_schedule = dg.ScheduleDefinition(
-    name="migrate_ohlcv_timestamps_schedule",
-    job=migrate_ohlcv_timestamps_job,
-    # Off by default: a migration should not start by itself. When turned on it runs in a quiet hour,
-    # after the 00:xx UTC candle run; once the table is migrated every run is a no-op.
-    cron_schedule="30 3 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
-
-migration_jobs = [migrate_ohlcv_timestamps_job]
-migration_schedules = [migrate_ohlcv_timestamps_schedule]
-
-
-def _inspection_metadata(inspection: db_migration.TableInspection) -> dict[str, Any]:
+def _inspection_metadata(inspection: preflight.TableInspection) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "dagster/row_count": inspection.rows,
         "trade_timestamps": inspection.layout.value,
@@ -254,23 +208,23 @@ def _inspection_metadata(inspection: db_migration.TableInspection) -> dict[str, 
         survey = inspection.survey
         metadata["invalid_epochs"] = markdown_table(
             [{"column": column, **survey.invalid[column]} for column in TRADE_TIMESTAMP_COLUMNS],
-            ["column", *db_migration.INVALID_EPOCH_CATEGORIES],
+            ["column", *epochs.INVALID_EPOCH_CATEGORIES],
         )
         metadata["invalid_epoch_examples"] = markdown_table(
-            survey.examples, [*db_migration.EXAMPLE_KEY_COLUMNS, "column", "value"]
+            survey.examples, [*layout.EXAMPLE_KEY_COLUMNS, "column", "value"]
         )
     return metadata
 
 
 def _migration_summary(
-    config: MigrationConfig, inspection: db_migration.TableInspection, backup_name: str
+    config: MigrationConfig, inspection: preflight.TableInspection, backup_name: str
 ) -> str:
     rows = inspection.rows
-    chunks = db_migration.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
-    parallel = min(config.parallel_chunks, chunks)
+    count = chunks.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
+    parallel = min(config.parallel_chunks, count)
     backup = f"keep the original as {backup_name}" if config.keep_backup else "drop the original after it"
     return (
-        f"would copy and convert {rows:,} rows into {db_migration.MIGRATING_TABLE} "
-        f"in about {chunks} chunk(s) ({parallel} at a time on MySQL/MariaDB, "
+        f"would copy and convert {rows:,} rows into {layout.MIGRATING_TABLE} "
+        f"in about {count} chunk(s) ({parallel} at a time on MySQL/MariaDB, "
         f"invalid_epochs={config.invalid_epochs!r}), verify, swap atomically and {backup}"
     )

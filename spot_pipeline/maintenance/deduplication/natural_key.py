@@ -14,22 +14,20 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import is_mysql
-from spot_pipeline.db.inspection import MAPPED_KEY, NATURAL_KEY, inspect_table
-from spot_pipeline.db.schema import cc_ohlcv_spot_1d_raw
-from spot_pipeline.db.utils import (
+from spot_pipeline.db.dialect import is_mysql, row_count
+from spot_pipeline.db.inspection import inspect_table, reflect_table
+from spot_pipeline.db.schema import MAPPED_KEY, NATURAL_KEY, NATURAL_UNIQUE_KEY, cc_ohlcv_spot_1d_raw
+from spot_pipeline.maintenance.deduplication.table_deduplication import (
     BatchResult,
     DeduplicationResult,
     DuplicateCount,
     count_duplicates,
     deduplicate_table,
-    reflect_table,
 )
 
 TABLE = cc_ohlcv_spot_1d_raw.name
 ORDER_COLUMN = "collected_at"
 GROUP_COLUMN = "exchange"
-NATURAL_UNIQUE_KEY = "uq_cc_ohlcv_spot_1d_raw_unmapped"
 PRIMARY_KEY = "PRIMARY KEY"
 
 
@@ -138,9 +136,7 @@ def _primary_key_blocker(connection: sa.Connection, table: sa.Table) -> str:
         return f"the table has another primary key ({', '.join(existing)}); change it by hand if intended"
     if not is_mysql(connection):
         return "SQLite cannot add a primary key to an existing table"
-    null_symbols = connection.execute(
-        sa.select(sa.func.count()).select_from(table).where(table.c.symbol.is_(None))
-    ).scalar_one()
+    null_symbols = row_count(connection, table, table.c.symbol.is_(None))
     if null_symbols:
         return f"{null_symbols} rows have no symbol (NULL): map or delete them first"
     shared = count_duplicates(connection, table, MAPPED_KEY).duplicates

@@ -1,0 +1,15 @@
+"""The candles domain's definitions: the daily candle asset, its checks, job, schedule and sensor."""
+
+import dagster as dg
+
+from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
+from spot_pipeline.ohlcv.schedules import ohlcv_daily_job, ohlcv_daily_schedule, ohlcv_freshness_sensor
+
+defs = dg.Definitions(
+    assets=[cc_ohlcv_spot_1d_raw],
+    asset_checks=ohlcv_freshness_checks,
+    jobs=[ohlcv_daily_job],
+    schedules=[ohlcv_daily_schedule],
+    sensors=[ohlcv_freshness_sensor],
+)
