@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.engine import create_market_engine
 from spot_pipeline.db.schema import NATURAL_KEY
 from spot_pipeline.maintenance.deduplication.table_deduplication import deduplicate_table
@@ -163,19 +164,19 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def row_count(engine: sa.Engine, table: str) -> int:
+def rows_in(engine: sa.Engine, table: str) -> int:
     with engine.connect() as connection:
-        return connection.execute(sa.text(f"SELECT COUNT(*) FROM `{SCHEMA}`.`{table}`")).scalar_one()
+        return row_count(connection, sa.table(table, schema=SCHEMA))
 
 
 def child(url: str, name: str, table: str, batch_days: int) -> None:
     """Run one approach in this process and print its figures as JSON."""
     engine = create_market_engine(url, SCHEMA)
-    before, start_rss = row_count(engine, table), peak_rss_mib()
+    before, start_rss = rows_in(engine, table), peak_rss_mib()
     started = time.perf_counter()
     RUNNERS[name](engine, table, batch_days)
     seconds = time.perf_counter() - started
-    figures = {"rows": before, "after": row_count(engine, table), "seconds": seconds}
+    figures = {"rows": before, "after": rows_in(engine, table), "seconds": seconds}
     print(json.dumps(figures | {"start_mib": start_rss, "peak_mib": peak_rss_mib()}))
 
 

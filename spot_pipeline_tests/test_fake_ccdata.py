@@ -17,8 +17,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spot_pipeline.timeutils import day_start, epoch_seconds
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset, FakeInstrument
-from spot_pipeline_dev.fake_ccdata.dataset import day_start_epoch
 
 NOW = 1_749_141_594  # 2025-06-05 16:39:54 UTC
 TODAY = date(2025, 6, 5)
@@ -590,7 +590,7 @@ def test_synthetic_dataset_for_benchmarks() -> None:
         market_key = next(iter(dataset.markets))
         instrument = dataset.markets[market_key].instruments[0]
         history = candles(server, market_key, instrument.mapped_instrument, limit=5000, to_ts=NOW)
-        assert history[0]["TIMESTAMP"] == day_start_epoch(date(2024, 1, 1))
+        assert history[0]["TIMESTAMP"] == epoch_seconds(day_start(date(2024, 1, 1)))
         assert date(2024, 1, 1) <= instrument.first_trade_day < date(2025, 1, 1)
 
 
