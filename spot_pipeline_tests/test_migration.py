@@ -498,7 +498,7 @@ def test_a_failed_chunk_stops_the_chunks_not_yet_started(
     started: list[chunks.Chunk] = []
 
     def crash_on_first_chunk(*args: Any) -> sa.Insert:
-        started.append(args[2])
+        started.append(args[1])
         if len(started) == 1:
             crash()
         return copy_statement(*args)

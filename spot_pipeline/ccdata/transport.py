@@ -25,15 +25,7 @@ import dagster as dg
 import requests
 from requests.adapters import HTTPAdapter
 
-from spot_pipeline.ccdata.errors import (
-    CCDataAuthError,
-    CCDataError,
-    CCDataNotFoundError,
-    CCDataPayloadError,
-    CCDataRateLimitError,
-    CCDataRequestError,
-    CCDataUnavailableError,
-)
+from spot_pipeline.ccdata import errors
 from spot_pipeline.ccdata.rate_limiter import RateLimiter
 from spot_pipeline.ccdata.vocabulary import (
     AUTH_FAILURE_STATUSES,
@@ -128,7 +120,7 @@ class Transport:
                     raise failure.final_error(call, attempt) from None
                 self._wait_before_retry(call, failure, attempt)
                 attempt += 1
-            except CCDataError:
+            except errors.CCDataError:
                 self._count("errors")
                 raise
 
@@ -173,7 +165,7 @@ class Transport:
                     f"the request could not be built ({_exception_names(exc)}); check that api_key holds "
                     "no spaces or line breaks and that the base URLs are valid"
                 )
-                raise CCDataError(problem, path=call.path, params=call.safe_query) from None
+                raise errors.CCDataError(problem, path=call.path, params=call.safe_query) from None
             raise _RetryableFailure(
                 _FailureKind.UNAVAILABLE, f"connection failed ({_exception_names(exc)})"
             ) from None
@@ -203,38 +195,38 @@ class Transport:
         ceiling = min(ceiling, base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _status_error(self, call: _Call, status: int, payload: Any) -> CCDataRequestError:
+    def _status_error(self, call: _Call, status: int, payload: Any) -> errors.CCDataRequestError:
         message, param = self._provider_message(call.api, payload)
-        error_class = CCDataRequestError
+        error_class = errors.CCDataRequestError
         if status in AUTH_FAILURE_STATUSES:
-            error_class = CCDataAuthError
+            error_class = errors.CCDataAuthError
         elif status == NOT_FOUND_STATUS:
-            error_class = CCDataNotFoundError
+            error_class = errors.CCDataNotFoundError
         return error_class(
             path=call.path, params=call.safe_query, status=status, provider_message=message, param=param
         )
 
     def _unwrap_data_api(self, call: _Call, payload: Any) -> Any:
         if not isinstance(payload, dict) or "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
+            raise _payload_error(call, "the body has no 'Data' member")
         if payload.get("Err"):
             message, param = self._provider_message(call.api, payload)
-            raise CCDataRequestError(
+            raise errors.CCDataRequestError(
                 path=call.path, params=call.safe_query, status=200, provider_message=message, param=param
             )
         return payload["Data"]
 
     def _unwrap_min_api(self, call: _Call, payload: Any) -> Any:
         if not isinstance(payload, dict):
-            raise CCDataPayloadError("the body is not a JSON object", path=call.path, params=call.safe_query)
+            raise _payload_error(call, "the body is not a JSON object")
         if payload.get("Response") == "Error":
             message, _ = self._provider_message(call.api, payload)
             if payload.get("Type") == MIN_API_RATE_LIMIT_TYPE:
                 raise _RetryableFailure(_FailureKind.RATE_LIMITED, f"min-api rate limit: {message}")
-            error_class = CCDataAuthError if _mentions_api_key(message) else CCDataRequestError
+            error_class = errors.CCDataAuthError if _mentions_api_key(message) else errors.CCDataRequestError
             raise error_class(path=call.path, params=call.safe_query, status=200, provider_message=message)
         if "Data" not in payload:
-            raise CCDataPayloadError("the body has no 'Data' member", path=call.path, params=call.safe_query)
+            raise _payload_error(call, "the body has no 'Data' member")
         return payload["Data"]
 
     def _provider_message(self, api: Api, payload: Any) -> tuple[str, str | None]:
@@ -259,7 +251,7 @@ class Transport:
         if base_url is None:
             variable = setting.env_var_name if isinstance(setting, dg.EnvVar) else "its setting"
             problem = f"the environment variable {variable}, the {call.api.value} base URL, is not set"
-            raise CCDataError(problem, path=call.path, params=call.safe_query)
+            raise errors.CCDataError(problem, path=call.path, params=call.safe_query)
         return base_url.rstrip("/") + call.path
 
     def _new_session(self) -> requests.Session:
@@ -296,18 +288,20 @@ class _RetryableFailure(Exception):
         self.detail = detail
         self.retry_after = retry_after
 
-    def final_error(self, call: _Call, attempts: int) -> CCDataError:
+    def final_error(self, call: _Call, attempts: int) -> errors.CCDataError:
         if self.kind is _FailureKind.RATE_LIMITED:
-            return CCDataRateLimitError(
+            return errors.CCDataRateLimitError(
                 self.detail, path=call.path, params=call.safe_query, attempts=attempts
             )
         if self.kind is _FailureKind.UNAVAILABLE:
-            return CCDataUnavailableError(
+            return errors.CCDataUnavailableError(
                 self.detail, path=call.path, params=call.safe_query, attempts=attempts
             )
-        return CCDataPayloadError(
-            f"{self.detail} (gave up after {attempts} attempts)", path=call.path, params=call.safe_query
-        )
+        return _payload_error(call, f"{self.detail} (gave up after {attempts} attempts)")
+
+
+def _payload_error(call: _Call, problem: str) -> errors.CCDataPayloadError:
+    return errors.CCDataPayloadError(problem, path=call.path, params=call.safe_query)
 
 
 def check_base_url(url: str) -> str:

@@ -49,6 +49,15 @@ class _UnhandledEpochsInChunk(Exception):
 
 
 @dataclass(frozen=True)
+class _Tables:
+    """The reflected original and migrating tables, and the policy the copy converts under."""
+
+    original: sa.Table
+    migrating: sa.Table
+    policy: InvalidEpochPolicy
+
+
+@dataclass(frozen=True)
 class Verification:
     """One chunk of the migrated copy compared with the original, row by row.
 
@@ -108,14 +117,13 @@ def copy_and_verify(
         require_legacy_layout(connection, schema_name)
         if has_rows(connection, schema_name, MIGRATING_TABLE):
             create_migrating_table(connection, schema_name)
-        original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
-        migrating = reflect_table(connection, schema_name, MIGRATING_TABLE)
-        count = chunk_count(rows, chunk_rows, leads_an_index(original, CHUNK_COLUMN))
-        chunks = datetime_ranges(connection, original, count)
+        tables = _reflect(connection, schema_name, policy)
+        count = chunk_count(rows, chunk_rows, leads_an_index(tables.original, CHUNK_COLUMN))
+        chunks = datetime_ranges(connection, tables.original, count)
 
     def copy(chunk: Chunk) -> Verification:
         with engine.begin() as connection:
-            return _copy_chunk(connection, original, migrating, chunk, policy)
+            return _copy_chunk(connection, tables, chunk)
 
     copied = verified = 0
 
@@ -132,25 +140,25 @@ def copy_and_verify(
         verifications = [record(verification) for verification in bounded_map(copy, chunks, workers)]
     except _UnhandledEpochsInChunk:
         # Surveyed once every chunk has stopped, so that the message counts the whole table.
-        raise InvalidEpochsFound(invalid_epochs_message(survey_epochs(engine, original), policy)) from None
+        survey = survey_epochs(engine, tables.original)
+        raise InvalidEpochsFound(invalid_epochs_message(survey, policy)) from None
     seconds = time.perf_counter() - started
     return CopyReport(copied, len(chunks), workers, seconds, verifications[0].method)
 
 
-def _copy_chunk(
-    connection: sa.Connection,
-    original: sa.Table,
-    migrating: sa.Table,
-    chunk: Chunk,
-    policy: InvalidEpochPolicy,
-) -> Verification:
-    connection.execute(_copy_statement(original, migrating, chunk, policy))
-    verification = _verify(connection, original, migrating, chunk, policy)
+def _reflect(connection: sa.Connection, schema_name: str, policy: InvalidEpochPolicy) -> _Tables:
+    original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
+    return _Tables(original, reflect_table(connection, schema_name, MIGRATING_TABLE), policy)
+
+
+def _copy_chunk(connection: sa.Connection, tables: _Tables, chunk: Chunk) -> Verification:
+    connection.execute(_copy_statement(tables, chunk))
+    verification = _verify(connection, tables, chunk)
     if verification.unhandled_invalid_epochs:
         raise _UnhandledEpochsInChunk()  # rolls this chunk back and stops the others
     if not verification.matches:
         raise VerificationFailed(
-            f"the migrated copy of {original.schema}.{ORIGINAL_TABLE} does not match it "
+            f"the migrated copy of {tables.original.schema}.{ORIGINAL_TABLE} does not match it "
             f"({verification.method}) "
             f"for datetime in [{chunk.start or '-inf'}, {chunk.end or '+inf'}): "
             f"{verification.rows_original} rows in the original, {verification.rows_migrated} in the copy, "
@@ -160,17 +168,16 @@ def _copy_chunk(
     return verification
 
 
-def _copy_statement(
-    original: sa.Table, migrating: sa.Table, chunk: Chunk, policy: InvalidEpochPolicy
-) -> sa.Insert:
+def _copy_statement(tables: _Tables, chunk: Chunk) -> sa.Insert:
+    original = tables.original
     converted = [
-        EpochToUtcDatetime(expected_epoch(column, policy)).label(column.name)
+        EpochToUtcDatetime(expected_epoch(column, tables.policy)).label(column.name)
         if column.name in TRADE_TIMESTAMP_COLUMNS
         else column
         for column in original.columns
     ]
     rows = sa.select(*converted).where(chunk.where(original))
-    return sa.insert(migrating).from_select([column.name for column in original.columns], rows)
+    return sa.insert(tables.migrating).from_select([column.name for column in original.columns], rows)
 
 
 def verify_chunk(
@@ -179,29 +186,16 @@ def verify_chunk(
     """Compare one chunk (`Chunk()`: the whole table) of the migrated copy with the original: row
     counts, every converted value mapped back to the epoch it came from, every other column equal.
     """
-    original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
-    migrating = reflect_table(connection, schema_name, MIGRATING_TABLE)
-    return _verify(connection, original, migrating, chunk, policy)
+    return _verify(connection, _reflect(connection, schema_name, policy), chunk)
 
 
-def _verify(
-    connection: sa.Connection,
-    original: sa.Table,
-    migrating: sa.Table,
-    chunk: Chunk,
-    policy: InvalidEpochPolicy,
-) -> Verification:
-    compare = _compare_by_key if original.primary_key.columns else _compare_as_multisets
-    return compare(connection, original, migrating, chunk, policy)
+def _verify(connection: sa.Connection, tables: _Tables, chunk: Chunk) -> Verification:
+    compare = _compare_by_key if tables.original.primary_key.columns else _compare_as_multisets
+    return compare(connection, tables, chunk)
 
 
-def _compare_by_key(
-    connection: sa.Connection,
-    original: sa.Table,
-    migrating: sa.Table,
-    chunk: Chunk,
-    policy: InvalidEpochPolicy,
-) -> Verification:
+def _compare_by_key(connection: sa.Connection, tables: _Tables, chunk: Chunk) -> Verification:
+    original, migrating, policy = tables.original, tables.migrating, tables.policy
     key = [column.name for column in original.primary_key.columns]
     joined = original.outerjoin(migrating, sa.and_(*(original.c[name] == migrating.c[name] for name in key)))
     pairs = zip(
@@ -229,13 +223,8 @@ def _compare_by_key(
     )
 
 
-def _compare_as_multisets(
-    connection: sa.Connection,
-    original: sa.Table,
-    migrating: sa.Table,
-    chunk: Chunk,
-    policy: InvalidEpochPolicy,
-) -> Verification:
+def _compare_as_multisets(connection: sa.Connection, tables: _Tables, chunk: Chunk) -> Verification:
+    original, migrating, policy = tables.original, tables.migrating, tables.policy
     both = sa.union_all(
         sa.select(*_comparable(connection, original, policy), *_side_flags(1, 0)).where(
             chunk.where(original)

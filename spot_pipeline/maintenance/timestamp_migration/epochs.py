@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -32,11 +32,19 @@ class InvalidEpochsFound(MigrationError):
     """Trade timestamps that are not seconds since 1970, which the chosen policy does not handle."""
 
 
+_UNIX_EPOCH = "TIMESTAMP'1970-01-01 00:00:00'"
+
+
 class EpochToUtcDatetime(FunctionElement[dt.datetime]):
     """Unix seconds to the UTC DATETIME they denote; NULL stays NULL."""
 
     type = sa.DateTime()
     inherit_cache = True
+    # SQLite: the text form the schema's SQLite DATETIME stores, so values compare equal to the pipeline's.
+    sql: ClassVar[dict[str, str]] = {
+        "sqlite": "datetime({}, 'unixepoch')",
+        "mysql": f"({_UNIX_EPOCH} + INTERVAL ({{}}) SECOND)",
+    }
 
 
 class UtcDatetimeToEpoch(FunctionElement[int]):
@@ -44,26 +52,20 @@ class UtcDatetimeToEpoch(FunctionElement[int]):
 
     type = sa.BigInteger()
     inherit_cache = True
-
-
-_UNIX_EPOCH = "TIMESTAMP'1970-01-01 00:00:00'"
+    sql: ClassVar[dict[str, str]] = {
+        "sqlite": "CAST(strftime('%s', {}) AS INTEGER)",
+        "mysql": f"TIMESTAMPDIFF(SECOND, {_UNIX_EPOCH}, {{}})",
+    }
 
 
 @compiles(EpochToUtcDatetime)
-def _epoch_to_datetime(element: EpochToUtcDatetime, compiler: SQLCompiler, **kw: Any) -> str:
-    seconds = compiler.process(element.clauses, **kw)
-    if compiler.dialect.name == "sqlite":
-        # The text form the schema's SQLite DATETIME stores, so values compare equal to the pipeline's own.
-        return f"datetime({seconds}, 'unixepoch')"
-    return f"({_UNIX_EPOCH} + INTERVAL ({seconds}) SECOND)"
-
-
 @compiles(UtcDatetimeToEpoch)
-def _datetime_to_epoch(element: UtcDatetimeToEpoch, compiler: SQLCompiler, **kw: Any) -> str:
-    moment = compiler.process(element.clauses, **kw)
-    if compiler.dialect.name == "sqlite":
-        return f"CAST(strftime('%s', {moment}) AS INTEGER)"
-    return f"TIMESTAMPDIFF(SECOND, {_UNIX_EPOCH}, {moment})"
+def _render_conversion(
+    element: EpochToUtcDatetime | UtcDatetimeToEpoch, compiler: SQLCompiler, **kw: Any
+) -> str:
+    """Each conversion in its dialect's form: SQLite's own, or MySQL's for MySQL and MariaDB."""
+    template = element.sql["sqlite" if compiler.dialect.name == "sqlite" else "mysql"]
+    return template.format(compiler.process(element.clauses, **kw))
 
 
 def is_epoch_seconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
