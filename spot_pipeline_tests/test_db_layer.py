@@ -13,8 +13,13 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.db import schema
-from spot_pipeline.db.dialect import mysql_literal, upsert_rows
-from spot_pipeline.db.engine import DatabaseConfigError, parse_market_url, safe_url
+from spot_pipeline.db.dialect import mysql_literal, replace_rows, upsert_rows
+from spot_pipeline.db.engine import (
+    BULK_LOAD_DIRECTORY_OPTION,
+    DatabaseConfigError,
+    parse_market_url,
+    safe_url,
+)
 from spot_pipeline.db.locks import TableLockTimeout
 from spot_pipeline.db.resource import MarketDatabase
 
@@ -146,3 +151,47 @@ def test_a_url_from_the_environment_works_outside_a_dagster_run(
             connection.execute(sa.select(sa.func.count()).select_from(schema.spot_universe)).scalar_one() == 0
         )
     market_db.dispose()
+
+
+def candle(symbol_unmapped: str, **values: object) -> dict[str, object]:
+    row: dict[str, object] = dict.fromkeys((column.name for column in schema.cc_ohlcv_spot_1d_raw.c), None)
+    row.update(
+        datetime=dt.datetime(2024, 3, 9),
+        exchange="kraken",
+        symbol_unmapped=symbol_unmapped,
+        symbol=f"{symbol_unmapped}-USD",
+        collected_at=dt.datetime(2024, 3, 10, 1, 2, 3),
+    )
+    row.update(values)
+    return row
+
+
+def stored_candles(connection: sa.Connection) -> dict[object, dict[str, object]]:
+    rows = connection.execute(sa.select(schema.cc_ohlcv_spot_1d_raw))
+    return {row.symbol_unmapped: dict(row._mapping) for row in rows}
+
+
+@pytest.mark.parametrize("bulk_path", [True, False], ids=["bulk", "upsert"])
+def test_replace_rows_stores_every_value_exactly_by_either_path(
+    market_db: MarketDatabase, bulk_path: bool
+) -> None:
+    """The bulk path (LOAD DATA on MariaDB) and the upsert fallback store the same values: NULLs,
+    text with tabs, line breaks, backslashes and non-ASCII, extreme doubles; a second write replaces."""
+    awkward = candle(
+        "X\tY\\Z",
+        symbol="A\nB\r\\N",
+        base="Ünïcode €",
+        transform_function="",
+        open=1e-12,
+        close=123456789.123456789,
+        total_trades=2**62,
+        first_trade_timestamp=dt.datetime(2024, 3, 9, 23, 59, 59),
+    )
+    plain = candle("XXBTZUSD", open=1.5, high=2.5, low=0.5, close=2.0, volume=0.0)
+    options = {} if bulk_path else {BULK_LOAD_DIRECTORY_OPTION: None}
+    with market_db.begin() as connection:
+        connection = connection.execution_options(**options)
+        replace_rows(connection, schema.cc_ohlcv_spot_1d_raw, [awkward, plain], schema.NATURAL_KEY)
+        replace_rows(connection, schema.cc_ohlcv_spot_1d_raw, [{**plain, "close": 3.0}], schema.NATURAL_KEY)
+        stored = stored_candles(connection)
+    assert stored == {"XXBTZUSD": {**plain, "close": 3.0}, "X\tY\\Z": awkward}

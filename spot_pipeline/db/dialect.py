@@ -11,8 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from spot_pipeline.db.engine import MYSQL_DRIVERS
+from spot_pipeline.db.engine import BULK_LOAD_DIRECTORY_OPTION, MYSQL_DRIVERS
 
 SQLITE_ROWS_PER_BATCH = 1000
 # About 1 MB per statement for a candle row: far below MariaDB's default 16 MB max_allowed_packet.
@@ -53,8 +56,66 @@ def upsert_rows(
     updated = [name for name in columns if name not in key_columns and name not in keep_on_update]
     all_rows = chain([first], iterator)
     if is_mysql(connection):
-        return _mysql_upsert(connection, table, all_rows, columns, updated)
+        return _mysql_insert(connection, table, all_rows, columns, updated)
     return _sqlite_upsert(connection, table, all_rows, key_columns, updated)
+
+
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Plain INSERT of rows (all with the columns of the first) in the caller's transaction;
+    returns the number of rows sent."""
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        return 0
+    all_rows = chain([first], iterator)
+    if is_mysql(connection):
+        columns = [column.name for column in table.columns if column.name in first]
+        return _mysql_insert(connection, table, all_rows, columns, updated=())
+    sent = 0
+    for batch in batched(all_rows, SQLITE_ROWS_PER_BATCH):
+        connection.execute(sa.insert(table), batch)
+        sent += len(batch)
+    return sent
+
+
+def replace_rows(
+    connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key_columns: Sequence[str]
+) -> int:
+    """Store rows (all with every column of the table) so that each replaces the stored row it
+    conflicts with, in the caller's transaction; returns the number of rows sent.
+
+    On MySQL/MariaDB with mysql-connector and `local_infile` on, by the server's own bulk path,
+    `LOAD DATA LOCAL INFILE ... REPLACE`, several times faster than INSERT statements; elsewhere an
+    upsert on `key_columns`. REPLACE acts on every unique key, so the caller makes sure that only
+    `key_columns` can conflict (the candle writer checks the other key first).
+    """
+    load_directory = connection.get_execution_options().get(BULK_LOAD_DIRECTORY_OPTION)
+    if rows and load_directory and connection.exec_driver_sql("SELECT @@local_infile").scalar():
+        return _mysql_load_data(connection, table, rows, load_directory)
+    return upsert_rows(connection, table, rows, key_columns)
+
+
+@contextmanager
+def staging_table(
+    connection: sa.Connection, table: sa.Table, name: str, columns: Sequence[str]
+) -> Iterator[sa.Table]:
+    """A session-private temporary table of some of `table`'s columns, with no keys, in the caller's
+    transaction (creating and dropping a temporary table commits nothing on MySQL). A leftover of a
+    failed earlier use in a pooled session is dropped first.
+    """
+    staging = sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(name, table.c[name].type, autoincrement=False) for name in columns),
+        schema=temporary_schema(connection, table.schema),
+        prefixes=["TEMPORARY"],
+        # Same character set and collation as the table, so joins on text compare like its keys.
+        **table.dialect_kwargs,
+    )
+    drop_temporary_table(connection, staging)
+    staging.create(connection)
+    yield staging
+    drop_temporary_table(connection, staging)
 
 
 def _sqlite_upsert(
@@ -75,14 +136,15 @@ def _sqlite_upsert(
     return sent
 
 
-def _mysql_upsert(
+def _mysql_insert(
     connection: sa.Connection,
     table: sa.Table,
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
     updated: Sequence[str],
 ) -> int:
-    """Multi-row `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c)` with values rendered as literals.
+    """Multi-row `INSERT` (with `ON DUPLICATE KEY UPDATE c = VALUES(c)` for the `updated` columns)
+    with values rendered as literals.
 
     The pure-Python MySQL drivers spend most of an executemany converting each parameter; rendering
     typed literals directly is several times faster. Strings become `_utf8mb4 X'<hex>'` literals,
@@ -107,6 +169,69 @@ def _mysql_upsert(
             connection.exec_driver_sql(prefix + values + suffix)
             sent += count
     return sent
+
+
+def _mysql_load_data(
+    connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], directory: str
+) -> int:
+    """`LOAD DATA LOCAL INFILE ... REPLACE` of the rows, written to private files as MySQL's
+    tab-separated text (NULL as \\N; backslash, tab and line breaks escaped). A thread writes the
+    next file while the server loads this one."""
+    columns = [column.name for column in table.columns]
+    values_of = itemgetter(*columns)
+    plain = all(isinstance(column.type, _PLAIN_TYPES) for column in table.columns)
+    quoted = ", ".join(quote_identifier(connection, name) for name in columns)
+    load = f"REPLACE INTO TABLE {qualified_name(connection, table)} CHARACTER SET utf8mb4 ({quoted})"
+    sent = 0
+    with tempfile.TemporaryDirectory(dir=directory) as files:
+
+        def write_file(batch: list[Mapping[str, Any]]) -> tuple[str, int]:
+            path = f"{files}/{id(batch)}.tsv"
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write("".join(_tsv_line(values_of(row), plain) for row in batch))
+            return path, len(batch)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-load") as writer:
+            for path, count in writer.map(write_file, batched(rows, MYSQL_ROWS_PER_STATEMENT)):
+                connection.exec_driver_sql(f"LOAD DATA LOCAL INFILE '{path}' {load}")
+                sent += count
+    # LOCAL turns values a column cannot hold into warnings: refuse them as INSERT would.
+    warnings = connection.exec_driver_sql("SHOW WARNINGS LIMIT 3").all()
+    if warnings:
+        raise ValueError(f"rows for {table.name} hold values its columns cannot store: {warnings}")
+    return sent
+
+
+# Columns whose values print as MySQL reads them (str() of float, int, text, second-precision datetime).
+_PLAIN_TYPES = (sa.Float, sa.Integer, sa.String, sa.DateTime)
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+_NEEDS_ESCAPING = re.compile(r"[\\\n\r\0]")
+
+
+def _tsv_line(values: tuple[Any, ...], plain: bool) -> str:
+    """One row as a line of MySQL's tab-separated text; plain rows without NULL take the fast path."""
+    if plain and None not in values:
+        line = "\t".join(map(str, values))
+        if line.count("\t") == len(values) - 1 and not _NEEDS_ESCAPING.search(line):
+            return line + "\n"
+    return "\t".join(map(_tsv_field, values)) + "\n"
+
+
+def _tsv_field(value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        return _float_literal(value)
+    if kind is str:
+        return value.translate(_TSV_ESCAPES)
+    if value is None:
+        return "\\N"
+    if kind is dt.datetime:
+        return value.isoformat(sep=" ")
+    if kind is bool:
+        return "1" if value else "0"
+    if kind in (list, dict):
+        return json.dumps(value).translate(_TSV_ESCAPES)
+    return str(value)  # int, date
 
 
 def _literal_list(values: Iterable[Any]) -> str:
@@ -173,9 +298,7 @@ def temporary_schema(connection: sa.Connection, schema: str | None) -> str | Non
 def drop_temporary_table(connection: sa.Connection, table: sa.Table) -> None:
     # DROP TEMPORARY can never reach a real table of the same name, and commits nothing on MySQL.
     keyword = "TEMPORARY TABLE" if is_mysql(connection) else "TABLE"
-    connection.exec_driver_sql(
-        f"DROP {keyword} IF EXISTS {connection.dialect.identifier_preparer.format_table(table)}"
-    )
+    connection.exec_driver_sql(f"DROP {keyword} IF EXISTS {qualified_name(connection, table)}")
 
 
 def add_days(connection: sa.Connection, moment: sa.ColumnElement[Any], days: int) -> sa.ColumnElement[Any]:

@@ -7,7 +7,11 @@ on every new connection, so the same SQLAlchemy Core statements run unchanged on
 
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +30,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution options of the pipeline's own: a connection that only reads, and the attached SQLite file.
 READ_ONLY_OPTION = "spot_pipeline_read_only"
 SQLITE_FILE_OPTION = "spot_pipeline_sqlite_file"
+# The private directory from which this process's bulk writes are loaded (LOAD DATA LOCAL INFILE).
+BULK_LOAD_DIRECTORY_OPTION = "spot_pipeline_bulk_load_directory"
 
 
 class DatabaseConfigError(ValueError):
@@ -88,17 +94,29 @@ def max_parallel_connections(engine: sa.Engine, requested: int) -> int:
 
 def _mysql_engine(url: URL, schema: str) -> sa.Engine:
     # The session zone is pinned to UTC so that CURRENT_TIMESTAMP defaults and any NOW() are UTC too.
-    engine = sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_recycle=3600,
-        connect_args={"time_zone": "+00:00", "charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"},
-    )
+    connect_args: dict[str, Any] = {
+        "time_zone": "+00:00",
+        "charset": "utf8mb4",
+        "collation": "utf8mb4_unicode_ci",
+    }
+    load_directory = None
+    if url.get_driver_name() == "mysqlconnector":
+        # The driver may read local files for LOAD DATA only from this process's own private directory.
+        load_directory = _bulk_load_directory()
+        connect_args["allow_local_infile_in_path"] = load_directory
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args)
     with engine.begin() as connection:
         connection.exec_driver_sql(
             f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
-    return engine
+    return engine.execution_options(**{BULK_LOAD_DIRECTORY_OPTION: load_directory})
+
+
+@functools.cache
+def _bulk_load_directory() -> str:
+    directory = tempfile.mkdtemp(prefix="spot_pipeline_load_")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def _sqlite_engine(url: URL, schema: str) -> sa.Engine:

@@ -71,7 +71,8 @@ def cc_ohlcv_spot_1d_raw(
             metadata = _run_metadata(
                 summary, rows_after - rows_before, ccdata.stats - stats_before, started, window
             )
-            metadata["preview"] = markdown_table(queries.latest_candles(connection), queries.PREVIEW_COLUMNS)
+            preview = queries.latest_candles(connection, day_start(window.start), day_start(window.end))
+            metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
             check_results = window_check_results(connection, window)
     if summary.failed:
         metadata["failed_pairs"] = markdown_table(

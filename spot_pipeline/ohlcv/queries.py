@@ -12,9 +12,10 @@ from operator import itemgetter
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import add_days, row_count, upsert_rows
+from spot_pipeline.db.dialect import add_days, insert_rows, replace_rows, row_count, staging_table
 from spot_pipeline.db.inspection import TableShape, inspect_table
 from spot_pipeline.db.schema import (
+    MAPPED_KEY,
     NATURAL_KEY,
     TRADE_TIMESTAMP_COLUMNS,
     Row,
@@ -33,6 +34,7 @@ DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
 
 ONE_DAY = dt.timedelta(days=1)
 SAMPLE_ROWS = 5
+STAGING_TABLE = "spot_pipeline_candles_staging"
 PREVIEW_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at")
 
 
@@ -75,29 +77,29 @@ class SymbolHeldByAnotherInstrument(RuntimeError):
 
 
 def write_candles(connection: sa.Connection, rows: Sequence[Row]) -> int:
-    """Upsert candle rows on (datetime, exchange, symbol_unmapped) inside the caller's transaction.
+    """Upsert candle rows on (datetime, exchange, symbol_unmapped) inside the caller's transaction;
+    returns the number of rows written.
 
     Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
-    its row instead of adding a second one.
+    its row instead of adding a second one. The batch's keys are staged in a session-private table
+    and checked against the table with one join; the rows then go in by the dialect's bulk path
+    (see `replace_rows`). Every statement reads the batch's own keys, never the rest of the table.
     """
     if not rows:
         return 0
-    _refuse_symbol_takeover(connection, rows)
+    _refuse_two_instruments_per_symbol(rows)
+    keys = [*MAPPED_KEY, "symbol_unmapped"]
+    with staging_table(connection, cc_ohlcv_spot_1d_raw, STAGING_TABLE, keys) as staged:
+        insert_rows(connection, staged, [{name: row[name] for name in keys} for row in rows])
+        _refuse_symbol_takeover(connection, staged)
     # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
-    in_key_order = sorted(rows, key=itemgetter(*NATURAL_KEY))
-    return upsert_rows(connection, cc_ohlcv_spot_1d_raw, in_key_order, NATURAL_KEY)
+    in_key_order = sorted(rows, key=itemgetter(*MAPPED_KEY))
+    return replace_rows(connection, cc_ohlcv_spot_1d_raw, in_key_order, NATURAL_KEY)
 
 
-def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[Row]) -> None:
-    """Stop before an upsert would overwrite another instrument's candle.
-
-    When a ticker is handed over (LUNA became LUNC, a new LUNA appeared), an instrument's new mapped
-    symbol can still be stored under the previous holder for the same day. The table's primary key
-    (datetime, exchange, symbol) then conflicts first: MySQL would update the other instrument's
-    row, SQLite would refuse. Re-ingesting the previous holder's days moves its rows to its new
-    symbol and frees this one. Two instruments with one symbol and day in the same batch are refused
-    too (MySQL would let the second overwrite the first); written pair by pair, the second is named.
-    """
+def _refuse_two_instruments_per_symbol(rows: Sequence[Row]) -> None:
+    """Two instruments with one mapped symbol and day in one write are refused: MySQL would let the
+    second overwrite the first. Written pair by pair, the second is then named."""
     incoming: dict[tuple[dt.datetime, str, str], str] = {}
     for row in rows:
         key = (row["datetime"], row["exchange"], row["symbol"])
@@ -107,37 +109,30 @@ def _refuse_symbol_takeover(connection: sa.Connection, rows: Sequence[Row]) -> N
                 f"{key[1]} {key[2]} on {key[0]:%Y-%m-%d} comes from two instruments in one write, "
                 f"{instrument} and {row['symbol_unmapped']}: write their pairs one by one"
             )
-    days = [day for day, _, _ in incoming]
-    c = cc_ohlcv_spot_1d_raw.c
-    in_batch = c.datetime.between(min(days), max(days))
-    holders = (
-        sa.select(c.exchange, c.symbol, c.symbol_unmapped)
-        .where(in_batch, sa.tuple_(c.exchange, c.symbol).in_({key[1:] for key in incoming}))
-        .group_by(c.exchange, c.symbol, c.symbol_unmapped)
-    )
-    writers: dict[tuple[str, str], set[str]] = {}
-    for (_, exchange, symbol), instrument in incoming.items():
-        writers.setdefault((exchange, symbol), set()).add(instrument)
-    contested = {
-        (h.exchange, h.symbol)
-        for h in connection.execute(holders)
-        if writers[(h.exchange, h.symbol)] != {h.symbol_unmapped}
-    }
-    if not contested:
-        return
-    detail = sa.select(c.datetime, c.exchange, c.symbol, c.symbol_unmapped).where(
-        in_batch, sa.tuple_(c.exchange, c.symbol).in_(contested)
-    )
-    clashes = [
-        stored
-        for stored in connection.execute(detail)
-        if incoming.get((stored.datetime, stored.exchange, stored.symbol), stored.symbol_unmapped)
-        != stored.symbol_unmapped
-    ]
+
+
+def _refuse_symbol_takeover(connection: sa.Connection, staged: sa.Table) -> None:
+    """Stop before an upsert would overwrite another instrument's candle.
+
+    When a ticker is handed over (LUNA became LUNC, a new LUNA appeared), an instrument's new mapped
+    symbol can still be stored under the previous holder for the same day. The table's primary key
+    (datetime, exchange, symbol) then conflicts first: MySQL would update the other instrument's
+    row, SQLite would refuse. Re-ingesting the previous holder's days moves its rows to its new
+    symbol and frees this one. One join of the staged rows with the table on that key finds them.
+    """
+    stored, new = cc_ohlcv_spot_1d_raw.c, staged.c
+    same_symbol = sa.and_(*(stored[name] == new[name] for name in MAPPED_KEY))
+    clashes = connection.execute(
+        sa.select(stored.datetime, stored.exchange, stored.symbol, stored.symbol_unmapped)
+        .select_from(staged.join(cc_ohlcv_spot_1d_raw, same_symbol))
+        .where(stored.symbol_unmapped != new.symbol_unmapped)
+        .order_by(stored.exchange, stored.symbol, stored.datetime)
+    ).all()
     if clashes:
         first = clashes[0]
+        days = sum(1 for clash in clashes if clash[1:] == first[1:])
         raise SymbolHeldByAnotherInstrument(
-            f"{first.exchange} {first.symbol} on {len(clashes)} day(s) from {first.datetime:%Y-%m-%d} "
+            f"{first.exchange} {first.symbol} on {days} day(s) from {first.datetime:%Y-%m-%d} "
             f"is stored under instrument {first.symbol_unmapped}, whose mapping has probably changed: "
             f"re-ingest {first.symbol_unmapped} for those days (or delete its rows if it is gone); "
             "this pair is skipped until then"
@@ -243,12 +238,17 @@ def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> lis
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def latest_candles(connection: sa.Connection, limit: int = SAMPLE_ROWS) -> list[Row]:
-    """The most recent candles of the table, for a preview."""
+def latest_candles(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> list[Row]:
+    """A few candles of the window's latest stored day, for a preview: the day is found through the
+    key, and only its rows are read."""
     c = cc_ohlcv_spot_1d_raw.c
+    last_day = connection.execute(sa.select(sa.func.max(c.datetime)).where(_in_window(start, end))).scalar()
+    if last_day is None:
+        return []
     query = (
         sa.select(*(c[name] for name in PREVIEW_COLUMNS))
-        .order_by(c.datetime.desc(), c.exchange, c.symbol_unmapped)
-        .limit(limit)
+        .where(c.datetime == last_day)
+        .order_by(c.exchange, c.symbol_unmapped)
+        .limit(SAMPLE_ROWS)
     )
     return [dict(row._mapping) for row in connection.execute(query)]

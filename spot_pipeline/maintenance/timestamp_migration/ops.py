@@ -111,8 +111,9 @@ def inspect_ohlcv_table(
         return
     if blocking:
         raise dg.Failure(description=outcome, metadata=metadata)
+    survey = inspection.survey
     plan = MigrationPlan(
-        config.chunk_rows, config.parallel_chunks, config.keep_backup, config.invalid_epochs, inspection.rows
+        config.chunk_rows, config.parallel_chunks, config.keep_backup, config.invalid_epochs, survey.rows
     )
     yield dg.Output(plan, "plan", metadata=metadata)
 
@@ -195,7 +196,6 @@ def clean_up_migration(
 
 def _inspection_metadata(inspection: preflight.TableInspection) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "dagster/row_count": inspection.rows,
         "trade_timestamps": inspection.layout.value,
         "column_types": markdown_table(
             [{"column": name, "type": kind} for name, kind in inspection.column_types.items()],
@@ -206,6 +206,7 @@ def _inspection_metadata(inspection: preflight.TableInspection) -> dict[str, Any
     }
     if inspection.survey is not None:
         survey = inspection.survey
+        metadata["dagster/row_count"] = survey.rows
         metadata["invalid_epochs"] = markdown_table(
             [{"column": column, **survey.invalid[column]} for column in TRADE_TIMESTAMP_COLUMNS],
             ["column", *epochs.INVALID_EPOCH_CATEGORIES],
@@ -219,7 +220,7 @@ def _inspection_metadata(inspection: preflight.TableInspection) -> dict[str, Any
 def _migration_summary(
     config: MigrationConfig, inspection: preflight.TableInspection, backup_name: str
 ) -> str:
-    rows = inspection.rows
+    rows = inspection.rows or 0
     count = chunks.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
     parallel = min(config.parallel_chunks, count)
     backup = f"keep the original as {backup_name}" if config.keep_backup else "drop the original after it"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from spot_pipeline.concurrency import bounded_map
-from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.engine import max_parallel_connections, read_only_connection
 from spot_pipeline.db.inspection import leads_an_index, reflect_table, table_exists
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, Row
@@ -38,7 +37,7 @@ class TableInspection:
     """What the live table looks like, read before anything is touched."""
 
     layout: TimestampLayout
-    rows: int
+    rows: int | None  # None for a migrated table: the no-op never reads it
     column_types: dict[str, str]
     primary_key: tuple[str, ...]
     datetime_indexed: bool  # an index or key starts with `datetime`, so a chunk reads only its range
@@ -47,19 +46,18 @@ class TableInspection:
 
 
 def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) -> TableInspection:
-    """Check the live table's layout, count its rows and, in the legacy layout, its invalid epochs
-    (reading ranges of the table on up to `connections` connections at once).
+    """Check the live table's layout and, in the legacy layout, count its rows and invalid epochs
+    (reading ranges of the table on up to `connections` connections at once). A migrated table is
+    only inspected, never read, so the no-op run costs the same on any size of table.
     """
     with read_only_connection(engine) as connection:
         layout = timestamp_layout(connection, schema_name)
         original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
         leftover = table_exists(connection, schema_name, MIGRATING_TABLE)
-        migrated_rows = row_count(connection, original) if layout is TimestampLayout.DATETIME else 0
     survey = survey_epochs(engine, original, connections) if layout is TimestampLayout.BIGINT else None
-    rows = survey.rows if survey else migrated_rows
     return TableInspection(
         layout=layout,
-        rows=rows,
+        rows=survey.rows if survey else None,
         column_types={column.name: str(column.type) for column in original.columns},
         primary_key=tuple(column.name for column in original.primary_key.columns),
         datetime_indexed=leads_an_index(original, CHUNK_COLUMN),
