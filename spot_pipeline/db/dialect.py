@@ -1,5 +1,5 @@
 """Every difference between the SQLite and MySQL/MariaDB dialects that the pipeline relies on, and
-the generic table helpers built on them (names, counts, temporary tables, dropping).
+the generic table helpers built on them (names, counts, temporary and staging tables).
 
 Upserts are the main difference: SQLite's `ON CONFLICT DO UPDATE` against MySQL's
 `ON DUPLICATE KEY UPDATE`, rendered here as typed literals for speed. Everything else a domain
@@ -42,7 +42,7 @@ def upsert_rows(
     *,
     keep_on_update: Sequence[str] = (),
 ) -> int:
-    """Upsert rows on their natural key; returns the number of rows sent.
+    """Upsert rows on their natural key (no key: a plain INSERT); returns the number of rows sent.
 
     Every row carries the same columns (those of the first row). Columns in `keep_on_update`
     (e.g. created_at) keep their stored value when the row exists. Runs inside the caller's
@@ -60,29 +60,12 @@ def upsert_rows(
     return _sqlite_upsert(connection, table, all_rows, key_columns, updated)
 
 
-def insert_rows(connection: sa.Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Plain INSERT of rows (all with the columns of the first) in the caller's transaction;
-    returns the number of rows sent."""
-    iterator = iter(rows)
-    first = next(iterator, None)
-    if first is None:
-        return 0
-    all_rows = chain([first], iterator)
-    if is_mysql(connection):
-        columns = [column.name for column in table.columns if column.name in first]
-        return _mysql_insert(connection, table, all_rows, columns, updated=())
-    sent = 0
-    for batch in batched(all_rows, SQLITE_ROWS_PER_BATCH):
-        connection.execute(sa.insert(table), batch)
-        sent += len(batch)
-    return sent
-
-
 def replace_rows(
     connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], key_columns: Sequence[str]
 ) -> int:
-    """Store rows (all with every column of the table) so that each replaces the stored row it
-    conflicts with, in the caller's transaction; returns the number of rows sent.
+    """Store rows (all with the columns of the first) so that each replaces the stored row it
+    conflicts with, in the caller's transaction; returns the number of rows sent. Write whole rows:
+    a column a row leaves out is reset to its default by REPLACE, kept by the upsert.
 
     On MySQL/MariaDB with mysql-connector and `local_infile` on, by the server's own bulk path,
     `LOAD DATA LOCAL INFILE ... REPLACE`, several times faster than INSERT statements; elsewhere an
@@ -126,9 +109,10 @@ def _sqlite_upsert(
     updated: Sequence[str],
 ) -> int:
     statement = sqlite.insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(key_columns), set_={name: statement.excluded[name] for name in updated}
-    )
+    if key_columns:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key_columns), set_={name: statement.excluded[name] for name in updated}
+        )
     sent = 0
     for batch in batched(rows, SQLITE_ROWS_PER_BATCH):
         connection.execute(statement, batch)
@@ -160,7 +144,7 @@ def _mysql_insert(
     values_of = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
 
     def render(batch: list[Mapping[str, Any]]) -> tuple[str, int]:
-        return ",".join(f"({_literal_list(values_of(row))})" for row in batch), len(batch)
+        return ",".join(f"({','.join(map(mysql_literal, values_of(row)))})" for row in batch), len(batch)
 
     sent = 0
     # Rendering the next statement on another thread overlaps it with the server executing this one.
@@ -177,9 +161,9 @@ def _mysql_load_data(
     """`LOAD DATA LOCAL INFILE ... REPLACE` of the rows, written to private files as MySQL's
     tab-separated text (NULL as \\N; backslash, tab and line breaks escaped). A thread writes the
     next file while the server loads this one."""
-    columns = [column.name for column in table.columns]
-    values_of = itemgetter(*columns)
-    plain = all(isinstance(column.type, _PLAIN_TYPES) for column in table.columns)
+    columns = [column.name for column in table.columns if column.name in rows[0]]
+    values_of = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    plain = all(isinstance(table.c[name].type, _PLAIN_TYPES) for name in columns)
     quoted = ", ".join(quote_identifier(connection, name) for name in columns)
     load = f"REPLACE INTO TABLE {qualified_name(connection, table)} CHARACTER SET utf8mb4 ({quoted})"
     sent = 0
@@ -234,13 +218,6 @@ def _tsv_field(value: Any) -> str:
     return str(value)  # int, date
 
 
-def _literal_list(values: Iterable[Any]) -> str:
-    try:
-        return ",".join([_MYSQL_LITERALS[type(value)](value) for value in values])
-    except KeyError:
-        return ",".join(map(mysql_literal, values))  # names the value that has no literal form
-
-
 def _float_literal(value: float) -> str:
     if not math.isfinite(value):
         raise ValueError(f"{value} cannot be stored in a MySQL DOUBLE column")
@@ -279,17 +256,6 @@ def qualified_name(connection: sa.Connection, table: sa.TableClause) -> str:
     return f"{quote_identifier(connection, schema)}.{quote_identifier(connection, table.name)}"
 
 
-def require_transactional_engine(connection: sa.Connection, table: sa.Table) -> None:
-    """A batch deletes, then restores survivors: without transactions a failure in between loses rows."""
-    storage_engine = str(table.dialect_kwargs.get("mysql_engine", "InnoDB"))
-    if is_mysql(connection) and storage_engine.lower() != "innodb":
-        raise ValueError(
-            f"{table.schema}.{table.name} uses the {storage_engine} storage engine, which has no "
-            "transactions, so a failure in the middle of a batch could lose rows: convert it first with "
-            f"ALTER TABLE {table.schema}.{table.name} ENGINE=InnoDB"
-        )
-
-
 def temporary_schema(connection: sa.Connection, schema: str | None) -> str | None:
     # SQLite keeps temporary tables in its `temp` schema; MySQL in the session, under any database.
     return schema if is_mysql(connection) else "temp"
@@ -319,24 +285,6 @@ def quote_identifier(connection: sa.Connection, identifier: str) -> str:
     return connection.dialect.identifier_preparer.quote(identifier)
 
 
-def qualified_table_name(connection: sa.Connection, schema: str, table_name: str) -> str:
-    """`schema`.`table` for a table known by name only, quoted."""
-    return qualified_name(connection, sa.table(table_name, schema=schema))
-
-
 def row_count(connection: sa.Connection, table: sa.FromClause, *where: sa.ColumnElement[bool]) -> int:
     """How many rows of `table` meet every condition of `where` (all rows without one)."""
     return connection.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
-
-
-def has_rows(connection: sa.Connection, schema: str, table_name: str) -> bool:
-    table = sa.table(table_name, schema=schema)
-    return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
-
-
-def drop_table(connection: sa.Connection, schema: str, table_name: str) -> bool:
-    """Drop a table if it exists; False when there was none."""
-    if not sa.inspect(connection).has_table(table_name, schema=schema):
-        return False
-    connection.exec_driver_sql(f"DROP TABLE {qualified_table_name(connection, schema, table_name)}")
-    return True

@@ -68,21 +68,6 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
-def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
-    """Every name is a plain identifier and a column of the live table."""
-    for name in columns:
-        check_identifier(name, what)
-        if name not in table.c:
-            raise ValueError(
-                f"{what} {name!r} is not a column of {table.schema}.{table.name}; "
-                f"its columns are: {', '.join(table.c.keys())}"
-            )
-
-
-def table_exists(connection: sa.Connection, schema: str, table_name: str) -> bool:
-    return sa.inspect(connection).has_table(table_name, schema=schema)
-
-
 def reflect_table(connection: sa.Connection, schema: str, table_name: str) -> sa.Table:
     """The live table as the database defines it (columns, keys, indexes), after checking its names.
 

@@ -63,7 +63,7 @@ def _mysql_lock(engine: sa.Engine, name: str, wait_seconds: float) -> Iterator[N
 
 @contextmanager
 def _sqlite_lock(engine: sa.Engine, name: str, wait_seconds: float) -> Iterator[None]:
-    database_file = _sqlite_market_file(engine)
+    database_file = engine.get_execution_options().get(SQLITE_FILE_OPTION)  # None: in memory
     if database_file is None:
         lock = _memory_locks.setdefault(name, threading.Lock())
         if not lock.acquire(timeout=wait_seconds):
@@ -92,11 +92,6 @@ def _flock_with_deadline(descriptor: int, name: str, wait_seconds: float) -> Non
             if time.monotonic() >= deadline:
                 raise TableLockTimeout(_timeout_message(name, wait_seconds)) from None
             time.sleep(_POLL_SECONDS)
-
-
-def _sqlite_market_file(engine: sa.Engine) -> str | None:
-    """The file attached as the market schema, or None for an in-memory database."""
-    return engine.get_execution_options().get(SQLITE_FILE_OPTION)
 
 
 def _timeout_message(name: str, wait_seconds: float) -> str:

@@ -37,6 +37,11 @@ metadata = sa.MetaData(schema=DEFAULT_SCHEMA)
 MYSQL_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
+# The parts of an exchange's grade (the min-api's GradePointsSplit), each stored as grade_points_<part>.
+GRADE_POINT_PARTS = ("legal", "kyc_risk", "team", "data_provision", "asset_quality", "market_quality")
+GRADE_POINT_PARTS += ("security", "neg_reports_penalty")
+
+
 def _text(name: str, nullable: bool = True, **kwargs: object) -> sa.Column:
     return sa.Column(name, sa.String(255), nullable=nullable, **kwargs)
 
@@ -61,19 +66,7 @@ cc_exchanges_general = sa.Table(
     _text("centralization_type"),
     sa.Column("grade_points", sa.Float(53)),
     _text("grade"),
-    *(
-        sa.Column(f"grade_points_{part}", sa.Float(53))
-        for part in (
-            "legal",
-            "kyc_risk",
-            "team",
-            "data_provision",
-            "asset_quality",
-            "market_quality",
-            "security",
-            "neg_reports_penalty",
-        )
-    ),
+    *(sa.Column(f"grade_points_{part}", sa.Float(53)) for part in GRADE_POINT_PARTS),
     _text("affiliate_url"),
     _text("country"),
     sa.Column("has_orderbook", sa.Boolean),

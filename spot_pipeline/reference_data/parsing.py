@@ -18,20 +18,25 @@ from spot_pipeline.ccdata.payload import (
     required,
 )
 from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
+from spot_pipeline.db.schema import GRADE_POINT_PARTS, Row
 
-Row = dict[str, Any]
-
-
-EXCHANGE_GRADE_POINT_PARTS = {
-    "legal": "Legal",
-    "kyc_risk": "KYCAndTransactionRisk",
-    "team": "Team",
-    "data_provision": "DataProvision",
-    "asset_quality": "AssetQualityAndDiversity",
-    "market_quality": "MarketQuality",
-    "security": "Security",
-    "neg_reports_penalty": "NegativeReportsPenalty",
-}
+# The min-api's GradePointsSplit field of each grade_points_<part> column, in the schema's order.
+EXCHANGE_GRADE_POINT_PARTS = dict(
+    zip(
+        GRADE_POINT_PARTS,
+        (
+            "Legal",
+            "KYCAndTransactionRisk",
+            "Team",
+            "DataProvision",
+            "AssetQualityAndDiversity",
+            "MarketQuality",
+            "Security",
+            "NegativeReportsPenalty",
+        ),
+        strict=True,
+    )
+)
 
 ASSET_MARKET_FIELDS = {
     "price_usd": "PRICE_USD",

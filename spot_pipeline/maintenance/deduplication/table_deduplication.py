@@ -35,13 +35,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import (
-    drop_temporary_table,
-    require_transactional_engine,
-    row_count,
-    temporary_schema,
-)
-from spot_pipeline.db.inspection import check_columns, leads_an_index, reflect_table
+from spot_pipeline.db.dialect import drop_temporary_table, is_mysql, row_count, temporary_schema
+from spot_pipeline.db.inspection import check_identifier, leads_an_index, reflect_table
 
 DEFAULT_BATCH_DAYS = 31
 SURVIVORS_TABLE = "spot_pipeline_dedupe_survivors"
@@ -107,6 +102,21 @@ class _Plan:
         # without fractions of a second ('2024-01-01' < '2024-01-01 00:00:00' < '... 00:00:00.000000').
         column = self.table.c[self.batch_column]
         return [column >= sa.literal(start, sa.Date), column < sa.literal(end, sa.Date)]
+
+
+def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
+    """Every name is a plain identifier and a column of the live table."""
+    for name in columns:
+        check_identifier(name, what)
+        if name not in table.c:
+            raise ValueError(
+                f"{what} {name!r} is not a column of {table.schema}.{table.name}; "
+                f"its columns are: {', '.join(table.c.keys())}"
+            )
+
+
+def table_exists(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    return sa.inspect(connection).has_table(table_name, schema=schema)
 
 
 def survivor_order(
@@ -361,3 +371,14 @@ def _nulls_last(column: sa.ColumnElement) -> sa.ColumnElement[int]:
 def _bytewise(column: sa.ColumnElement) -> sa.ColumnElement:
     # A case-insensitive collation calls 'BTC-USD' and 'btc-usd' equal: compare bytes for a total order.
     return sa.cast(column, sa.LargeBinary) if isinstance(column.type, sa.String) else column
+
+
+def require_transactional_engine(connection: sa.Connection, table: sa.Table) -> None:
+    """A batch deletes, then restores survivors: without transactions a failure in between loses rows."""
+    storage_engine = str(table.dialect_kwargs.get("mysql_engine", "InnoDB"))
+    if is_mysql(connection) and storage_engine.lower() != "innodb":
+        raise ValueError(
+            f"{table.schema}.{table.name} uses the {storage_engine} storage engine, which has no "
+            "transactions, so a failure in the middle of a batch could lose rows: convert it first with "
+            f"ALTER TABLE {table.schema}.{table.name} ENGINE=InnoDB"
+        )

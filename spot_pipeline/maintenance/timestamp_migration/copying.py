@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from spot_pipeline.concurrency import bounded_map
-from spot_pipeline.db.dialect import has_rows, is_mysql, row_count
+from spot_pipeline.db.dialect import is_mysql, row_count
 from spot_pipeline.db.engine import max_parallel_connections
 from spot_pipeline.db.inspection import leads_an_index, reflect_table
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, Row
@@ -35,6 +35,7 @@ from spot_pipeline.maintenance.timestamp_migration.layout import (
     ORIGINAL_TABLE,
     MigrationError,
     create_migrating_table,
+    has_rows,
     require_legacy_layout,
 )
 from spot_pipeline.maintenance.timestamp_migration.preflight import survey_epochs

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import drop_table, is_mysql, qualified_table_name, quote_identifier
+from spot_pipeline.db.dialect import is_mysql, qualified_name, quote_identifier
 from spot_pipeline.db.inspection import inspect_table, reflect_table
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
 
@@ -179,3 +179,24 @@ def _definition(connection: sa.Connection, schema_name: str, table_name: str) ->
         ),
         "options": inspector.get_table_options(table_name, schema=schema_name),
     }
+
+
+# --- Tables known by name only: the original, the migrating copy, the backups ------------------
+
+
+def qualified_table_name(connection: sa.Connection, schema: str, table_name: str) -> str:
+    """`schema`.`table` for a table known by name only, quoted."""
+    return qualified_name(connection, sa.table(table_name, schema=schema))
+
+
+def has_rows(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    table = sa.table(table_name, schema=schema)
+    return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
+
+
+def drop_table(connection: sa.Connection, schema: str, table_name: str) -> bool:
+    """Drop a table if it exists; False when there was none."""
+    if not sa.inspect(connection).has_table(table_name, schema=schema):
+        return False
+    connection.exec_driver_sql(f"DROP TABLE {qualified_table_name(connection, schema, table_name)}")
+    return True

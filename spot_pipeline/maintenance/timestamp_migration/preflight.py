@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from spot_pipeline.concurrency import bounded_map
 from spot_pipeline.db.engine import max_parallel_connections, read_only_connection
-from spot_pipeline.db.inspection import leads_an_index, reflect_table, table_exists
+from spot_pipeline.db.inspection import leads_an_index, reflect_table
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, Row
 from spot_pipeline.maintenance.timestamp_migration.chunks import Chunk, datetime_ranges
 from spot_pipeline.maintenance.timestamp_migration.epochs import (
@@ -53,7 +53,7 @@ def inspect_original(engine: sa.Engine, schema_name: str, connections: int = 1) 
     with read_only_connection(engine) as connection:
         layout = timestamp_layout(connection, schema_name)
         original = reflect_table(connection, schema_name, ORIGINAL_TABLE)
-        leftover = table_exists(connection, schema_name, MIGRATING_TABLE)
+        leftover = sa.inspect(connection).has_table(MIGRATING_TABLE, schema=schema_name)
     survey = survey_epochs(engine, original, connections) if layout is TimestampLayout.BIGINT else None
     return TableInspection(
         layout=layout,

@@ -7,11 +7,13 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import drop_table, is_mysql, qualified_table_name, quote_identifier
+from spot_pipeline.db.dialect import is_mysql, quote_identifier
 from spot_pipeline.maintenance.timestamp_migration.layout import (
     BACKUP_TABLE_PREFIX,
     MIGRATING_TABLE,
     ORIGINAL_TABLE,
+    drop_table,
+    qualified_table_name,
 )
 
 
