@@ -2,6 +2,7 @@
 
 import itertools
 import logging
+import multiprocessing
 import socket
 import threading
 import time
@@ -490,6 +491,49 @@ def test_a_429_pauses_every_thread(
     assert client.stats.rate_limited == 1 and len(requests) == 21
 
 
+def burn_cpu(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+def test_a_loaded_machine_never_sends_more_than_the_servers_limit(
+    make_client: Callable[..., CCDataClient], server: FakeCCDataServer
+) -> None:
+    """Two processes keep both cores busy while eight threads call a server allowing 10 requests a
+    second with 50 ms of latency: by the server's own count, no second ever sees an eleventh."""
+    server.rate_limit_per_second = 10
+    server.latency_seconds = 0.05
+    client = make_client(calls_per_second=10, max_concurrency=8, max_retries=0)
+    context = multiprocessing.get_context("fork")
+    burners = [context.Process(target=burn_cpu, args=(8.0,), daemon=True) for _ in range(2)]
+    for burner in burners:
+        burner.start()
+    try:
+        elapsed = run_in_threads(threads=8, calls=5, call=lambda: client.get_data_api(RATE_LIMIT))
+    finally:
+        for burner in burners:
+            burner.terminate()
+    assert server.over_limit_requests == 0
+    assert server.max_requests_in_any_second() <= 10
+    assert client.stats.rate_limited == 0
+    assert elapsed < 40 / 10 * 1.6
+
+
+def test_a_call_waits_a_window_after_the_answer_of_the_call_a_limit_before_it() -> None:
+    """The provider may count a slow request as late as its answer: the call `calls_per_second`
+    places later starts a whole window after that answer, however early its own slot was."""
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    with limiter.call():
+        clock.now += 5.0  # a slow answer
+        answered = clock.now
+    with limiter.call():
+        pass
+    with limiter.call():
+        assert clock.now >= answered + WINDOW_SECONDS
+
+
 class FakeClock:
     """A clock whose sleep() advances time instantly, plus an optional lateness per sleep."""
 
@@ -509,8 +553,8 @@ def test_limiter_spaces_calls_evenly() -> None:
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
     starts = []
     for _ in range(5):
-        limiter.acquire()
-        starts.append(clock.now)
+        with limiter.call():
+            starts.append(clock.now)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert gaps == pytest.approx([limiter.interval] * 4)
     assert limiter.interval == pytest.approx(WINDOW_SECONDS / 10)
@@ -519,19 +563,26 @@ def test_limiter_spaces_calls_evenly() -> None:
 def test_limiter_pause_delays_the_next_call() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
+    with limiter.call():
+        pass
     limiter.pause(2.0)
     limiter.pause(0.5)  # a shorter pause never shortens the current one
     before = clock.now
-    limiter.acquire()
-    assert clock.now == pytest.approx(before + 2.0)
+    with limiter.call():
+        assert clock.now == pytest.approx(before + 2.0)
 
 
 def test_limiter_pause_reaches_threads_already_waiting() -> None:
     limiter = RateLimiter(4)  # slots about a quarter of a second apart
-    limiter.acquire()
+    with limiter.call():
+        pass
     started: list[float] = []
-    waiter = threading.Thread(target=lambda: (limiter.acquire(), started.append(time.monotonic())))
+
+    def call_once() -> None:
+        with limiter.call():
+            started.append(time.monotonic())
+
+    waiter = threading.Thread(target=call_once)
     begin = time.monotonic()
     waiter.start()
     time.sleep(0.05)
@@ -557,6 +608,6 @@ def test_limiter_never_grants_more_than_the_limit_in_a_second(
     limiter = RateLimiter(calls_per_second, clock=clock, sleep=clock.sleep)
     starts = []
     for _ in range(len(lateness) + calls_per_second):
-        limiter.acquire()
-        starts.append(clock.now)
+        with limiter.call():
+            starts.append(clock.now)
     assert max_in_window(starts) <= calls_per_second

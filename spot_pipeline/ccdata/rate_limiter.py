@@ -1,23 +1,41 @@
-"""Thread-safe pacing of API calls shared by every worker thread of one client."""
+"""Thread-safe pacing of API calls shared by every worker thread of one client.
+
+The provider counts the requests that reach it in any one-second window. The limiter cannot see
+when a request reaches the provider, only when it was sent and when its answer came back, and on a
+loaded machine the time between those can stretch. So a call may start only once the call
+`calls_per_second` places before it has been answered, and a whole window after that answer: the
+provider saw that earlier request before answering it, and sees this one after it is sent, so the
+two are always more than a window apart at the provider, however late threads wake up or how slow
+the network is. The margin is by design, not by timing luck.
+"""
 
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-# The window is a little longer than one second so that the jitter between granting a call and the
-# request reaching the provider cannot squeeze one call too many into the provider's one-second window.
+# A little longer than one second, for the provider's clock granularity.
 WINDOW_SECONDS = 1.01
+# How often a call waiting for an earlier call's answer looks again (pauses included).
+_WAIT_POLL_SECONDS = 0.05
+
+
+@dataclass
+class _Call:
+    started: float
+    answered: float | None = None
 
 
 class RateLimiter:
-    """Let at most `calls_per_second` calls start in any one-second window, across all threads.
+    """At most `calls_per_second` calls in any one-second window at the provider, across all threads.
 
-    Calls get evenly spaced start slots (first come, first served), so a busy pool never bursts. Every
-    grant is also checked against the actual start times of the previous calls, so late wake-ups cannot
-    bunch calls together. `pause(seconds)` pushes back every thread's next call, including calls that
-    already reserved a slot and are waiting for it.
+    Calls get evenly spaced start slots (first come, first served), so a busy pool never bursts, and
+    each also waits for the answer of the call `calls_per_second` places earlier (see the module
+    docstring). `pause(seconds)` pushes back every thread's next call, including calls that already
+    reserved a slot and are waiting for it.
     """
 
     def __init__(
@@ -33,9 +51,9 @@ class RateLimiter:
         self._interval = WINDOW_SECONDS / calls_per_second
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
+        self._condition = threading.Condition()
         self._calls_per_window = max(1, math.floor(calls_per_second))
-        self._recent_starts: deque[float] = deque(maxlen=self._calls_per_window)
+        self._recent: deque[_Call] = deque(maxlen=self._calls_per_window)
         self._next_slot = -math.inf
         self._paused_until = -math.inf
 
@@ -49,38 +67,48 @@ class RateLimiter:
         """Seconds between two consecutive start slots."""
         return self._interval
 
-    def acquire(self) -> None:
-        """Block until the calling thread may start one call."""
-        with self._lock:
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Wait until the calling thread may send one request, and hold the slot until it is answered."""
+        record = self._start()
+        try:
+            yield
+        finally:
+            with self._condition:
+                record.answered = self._clock()
+                self._condition.notify_all()
+
+    def pause(self, seconds: float) -> None:
+        """Delay every thread's next call start until `seconds` from now (pauses never shorten)."""
+        with self._condition:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _start(self) -> _Call:
+        with self._condition:
             slot = self._reserve_slot()
         while True:
             self._sleep_until(slot)
-            with self._lock:
-                now = self._clock()
+            with self._condition:
                 if self._paused_until > slot:
                     # A pause arrived while this call was waiting: queue again behind the pause.
                     slot = self._reserve_slot()
                     continue
-                earliest = self._earliest_start_within_window()
-                if now >= earliest:
-                    self._recent_starts.append(now)
-                    return
-                slot = earliest
-
-    def pause(self, seconds: float) -> None:
-        """Delay every thread's next call start until `seconds` from now (pauses never shorten)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+                earlier = self._recent[0] if len(self._recent) == self._calls_per_window else None
+                if earlier is not None and earlier.answered is None:
+                    self._condition.wait(_WAIT_POLL_SECONDS)
+                    slot = self._clock()
+                    continue
+                now = self._clock()
+                if earlier is None or now >= earlier.answered + WINDOW_SECONDS:
+                    record = _Call(started=now)
+                    self._recent.append(record)
+                    return record
+                slot = earlier.answered + WINDOW_SECONDS
 
     def _reserve_slot(self) -> float:
         slot = max(self._clock(), self._next_slot, self._paused_until)
         self._next_slot = slot + self._interval
         return slot
-
-    def _earliest_start_within_window(self) -> float:
-        if len(self._recent_starts) < self._calls_per_window:
-            return -math.inf
-        return self._recent_starts[0] + WINDOW_SECONDS
 
     def _sleep_until(self, deadline: float) -> None:
         delay = deadline - self._clock()

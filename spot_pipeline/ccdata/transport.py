@@ -129,9 +129,9 @@ class Transport:
             self._stats = dataclasses.replace(self._stats, **{counter: getattr(self._stats, counter) + 1})
 
     def _attempt(self, call: _Call) -> Any:
-        self._limiter.acquire()
-        self._count("requests")
-        response = self._send(call)
+        with self._limiter.call():
+            self._count("requests")
+            response = self._send(call)
         status = response.status_code
         if status == RATE_LIMITED_STATUS:
             raise _RetryableFailure(_FailureKind.RATE_LIMITED, "HTTP 429", _retry_after_seconds(response))
