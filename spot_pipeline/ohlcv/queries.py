@@ -12,7 +12,7 @@ from operator import itemgetter
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import add_days, replace_rows, row_count, staging_table, upsert_rows
+from spot_pipeline.db.dialect import add_days, replace_rows, row_count, staging_table
 from spot_pipeline.db.inspection import TableShape, inspect_table
 from spot_pipeline.db.schema import (
     MAPPED_KEY,
@@ -90,7 +90,7 @@ def write_candles(connection: sa.Connection, rows: Sequence[Row]) -> int:
     _refuse_two_instruments_per_symbol(rows)
     keys = [*MAPPED_KEY, "symbol_unmapped"]
     with staging_table(connection, cc_ohlcv_spot_1d_raw, STAGING_TABLE, keys) as staged:
-        upsert_rows(connection, staged, [{name: row[name] for name in keys} for row in rows], key_columns=())
+        replace_rows(connection, staged, [{name: row[name] for name in keys} for row in rows], key_columns=())
         _refuse_symbol_takeover(connection, staged)
     # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
     in_key_order = sorted(rows, key=itemgetter(*MAPPED_KEY))
