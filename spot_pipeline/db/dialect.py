@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from itertools import chain, islice
+from itertools import chain, count, islice
 from operator import itemgetter
 from typing import Any
 
@@ -169,16 +169,17 @@ def _mysql_load_data(
     sent = 0
     with tempfile.TemporaryDirectory(dir=directory) as files:
 
-        def write_file(batch: list[Mapping[str, Any]]) -> tuple[str, int]:
-            path = f"{files}/{id(batch)}.tsv"
+        def write_file(number: int, chunk: list[Mapping[str, Any]]) -> tuple[str, int]:
+            path = f"{files}/{number}.tsv"
             with open(path, "w", encoding="utf-8") as handle:
-                handle.write("".join(_tsv_line(values_of(row), plain) for row in batch))
-            return path, len(batch)
+                handle.write("".join(_tsv_line(values_of(row), plain) for row in chunk))
+            return path, len(chunk)
 
+        chunks = batched(rows, MYSQL_ROWS_PER_STATEMENT)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-load") as writer:
-            for path, count in writer.map(write_file, batched(rows, MYSQL_ROWS_PER_STATEMENT)):
+            for path, rows_in_file in writer.map(write_file, count(), chunks):
                 connection.exec_driver_sql(f"LOAD DATA LOCAL INFILE '{path}' {load}")
-                sent += count
+                sent += rows_in_file
     # LOCAL turns values a column cannot hold into warnings: refuse them as INSERT would.
     warnings = connection.exec_driver_sql("SHOW WARNINGS LIMIT 3").all()
     if warnings:
