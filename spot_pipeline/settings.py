@@ -120,8 +120,14 @@ def _from_env(name: str, environ: Mapping[str, str]) -> Any:
 def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources every asset and job uses, configured from the environment."""
     environ = os.environ if environ is None else environ
+    problems = []
     for name in SETTINGS:
-        read_setting(name, environ)
+        try:
+            read_setting(name, environ)
+        except SettingsError as error:
+            problems.append(str(error))
+    if problems:
+        raise SettingsError("\n".join(problems))
     return {
         "ccdata": CCDataClient(
             api_key=dg.EnvVar("CCDATA_API_KEY") if environ.get("CCDATA_API_KEY") else None,

@@ -24,7 +24,7 @@ MYSQL_URL_VARIABLE = "SPOT_PIPELINE_TEST_MYSQL_URL"
 REQUIRE_MYSQL_VARIABLE = "SPOT_PIPELINE_REQUIRE_MYSQL"
 
 
-def _mysql_url() -> str | None:
+def mysql_url() -> str | None:
     url = os.environ.get(MYSQL_URL_VARIABLE)
     if url:
         return url
@@ -61,7 +61,7 @@ def market_db(request: pytest.FixtureRequest, tmp_path, mysql_test_schema: str) 
     if request.param == "sqlite":
         database = MarketDatabase(url=f"sqlite:///{tmp_path / 'market.sqlite'}")
     else:
-        database = MarketDatabase(url=_mysql_url(), schema_name=mysql_test_schema)
+        database = MarketDatabase(url=mysql_url(), schema_name=mysql_test_schema)
         _empty_schema(database)
     yield database
     database.dispose()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import multiprocessing
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -22,6 +25,7 @@ from spot_pipeline.db.engine import (
 )
 from spot_pipeline.db.locks import TableLockTimeout
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline_tests.conftest import mysql_url
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5)
 AWKWARD_TEXT = ['O\'Brien "quoted"', "back\\slash\\", "emoji 🚀 ünïcode", "nul\x00byte", "100% _like_", ""]
@@ -195,3 +199,40 @@ def test_replace_rows_stores_every_value_exactly_by_either_path(
         replace_rows(connection, schema.cc_ohlcv_spot_1d_raw, [{**plain, "close": 3.0}], schema.NATURAL_KEY)
         stored = stored_candles(connection)
     assert stored == {"XXBTZUSD": {**plain, "close": 3.0}, "X\tY\\Z": awkward}
+
+
+STEPS_AT_ONCE = 12
+
+
+def create_the_tables(url: str, schema_name: str, barrier: Any) -> None:
+    barrier.wait(timeout=30)
+    _ = MarketDatabase(url=url, schema_name=schema_name).engine
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_processes_meeting_a_fresh_database_all_create_its_tables(tmp_path: Path, dialect: str) -> None:
+    """The first run's steps start in parallel processes on an empty database: none may fail
+    with 'table already exists', on either dialect."""
+    if dialect == "sqlite":
+        url, schema_name = f"sqlite:///{tmp_path / 'fresh.sqlite'}", "market"
+    else:
+        url, schema_name = mysql_url(), f"market_fresh_{uuid.uuid4().hex[:8]}"
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(STEPS_AT_ONCE)
+    arguments = (url, schema_name, barrier)
+    processes = [context.Process(target=create_the_tables, args=arguments) for _ in range(STEPS_AT_ONCE)]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [process.exitcode for process in processes] == [0] * STEPS_AT_ONCE
+        with MarketDatabase(url=url, schema_name=schema_name).connect() as connection:
+            tables = set(sa.inspect(connection).get_table_names(schema=schema_name))
+        assert {table.name for table in schema.metadata.sorted_tables} <= tables
+    finally:
+        if dialect == "mysql":
+            engine = sa.create_engine(url)
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema_name}`")
+            engine.dispose()

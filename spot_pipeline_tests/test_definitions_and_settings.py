@@ -76,11 +76,19 @@ def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:
         ("CCDATA_MIN_API_URL", "https://min-api.example/?a=1", "without a query string"),
         ("OHLCV_START_DATE", "01/02/2020", "expected a date as YYYY-MM-DD"),
         ("MARKET_DB_SCHEMA", "market; DROP", "not a plain identifier"),
+        ("MARKET_DB_SCHEMA", "m" * 65, "has 65 characters"),
+        ("MARKET_DB_URL", "mysql://pipeline@db.internal/market", "needs the driver 'mysqldb'"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build_resources({name: value})
+
+
+def test_every_invalid_setting_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as error:
+        build_resources({"CCDATA_MAX_CONCURRENCY": "0", "OHLCV_START_DATE": "soon"})
+    assert "CCDATA_MAX_CONCURRENCY" in str(error.value) and "OHLCV_START_DATE" in str(error.value)
 
 
 def test_database_url_errors_never_show_the_password() -> None:

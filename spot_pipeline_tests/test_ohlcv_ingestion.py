@@ -160,6 +160,22 @@ def test_rerun_changes_only_collected_at(
     assert metadata["rows_inserted"] == 0 and metadata["rows_updated"] == len(after)
 
 
+def test_a_refused_api_key_stops_the_run_at_once_instead_of_failing_every_pair(
+    universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    fake_api.api_key = "the-right-key"
+    wrong_key = fake_api.client(api_key="a-wrong-key", max_retries=0)
+
+    result = materialize_candles(wrong_key, market_db, YESTERDAY, YESTERDAY)
+
+    assert not result.success
+    failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw")
+    assert failure is not None and "CCDATA_API_KEY" in failure.error.to_string()
+    assert "a-wrong-key" not in failure.error.to_string()
+    # Only the requests already under way when the first 401 came back, not one per pair.
+    assert fake_api.request_count(HISTORY_PATH) <= 2 * wrong_key.max_concurrency < len(universe)
+
+
 def test_failed_pair_leaves_no_rows_and_names_itself_while_others_are_stored(
     universe: list[Pair], market_db: MarketDatabase, fake_api: FakeCCDataServer
 ) -> None:

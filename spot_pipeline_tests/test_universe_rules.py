@@ -147,6 +147,25 @@ def test_rerun_replaces_the_stored_universe(graded_exchanges: MarketDatabase) ->
     assert stored_pairs(graded_exchanges) == {("aaex", "BTC-USD")}
 
 
+def test_a_config_that_selects_nothing_fails_and_keeps_the_stored_universe(
+    graded_exchanges: MarketDatabase,
+) -> None:
+    materialize_universe(graded_exchanges, min_grade="BB")
+    before = stored_pairs(graded_exchanges)
+
+    result = dg.materialize(
+        [spot_universe],
+        resources={"market_db": graded_exchanges},
+        run_config=dg.RunConfig({"spot_universe": UniverseConfig(quote_assets=["NOPE"])}),
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    failure = result.failure_data_for_node("spot_universe")
+    assert failure is not None and "selects no pair" in failure.error.to_string()
+    assert stored_pairs(graded_exchanges) == before and before
+
+
 def test_metadata_reports_pairs_per_exchange_and_unmatched_graded_exchanges(
     market_db: MarketDatabase,
 ) -> None:

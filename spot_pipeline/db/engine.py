@@ -57,6 +57,13 @@ def parse_market_url(url: str) -> URL:
     if parsed.get_backend_name() in MYSQL_DRIVERS:
         if not parsed.host:
             raise DatabaseConfigError(f"{safe_url(parsed)} names no host")
+        try:
+            parsed.get_dialect().import_dbapi()
+        except ImportError:
+            raise DatabaseConfigError(
+                f"{safe_url(parsed)} needs the driver {parsed.get_driver_name()!r}, which is not "
+                "installed: use mysql+mysqlconnector://user:password@host:3306/database"
+            ) from None
         return parsed
     raise DatabaseConfigError(
         f"{safe_url(parsed)} uses an unsupported backend "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, field_validator
 
+from spot_pipeline.db.dialect import is_mysql
 from spot_pipeline.db.engine import DatabaseConfigError, create_market_engine, read_only_connection, safe_url
 from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
@@ -25,7 +26,11 @@ def shared_engine(url: str, schema: str) -> sa.Engine:
         engine = _engines.get((url, schema))
         if engine is None:
             engine = create_market_engine(url, schema)
-            metadata.create_all(engine, checkfirst=True)
+            # The steps of a first run, each in its own process, meet a fresh database together.
+            # SQLite's writer lock already serializes the check-then-create; MySQL needs a named lock.
+            creating = table_write_lock(engine, schema, "tables") if is_mysql(engine) else nullcontext()
+            with creating:
+                metadata.create_all(engine, checkfirst=True)
             _engines[(url, schema)] = engine
         return engine
 

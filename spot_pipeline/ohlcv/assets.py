@@ -7,7 +7,7 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field
 
-from spot_pipeline.ccdata import CCDataClient, ClientStats
+from spot_pipeline.ccdata import CCDataAuthError, CCDataClient, ClientStats
 from spot_pipeline.db import schema
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
@@ -65,7 +65,10 @@ def cc_ohlcv_spot_1d_raw(
                 "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
             )
         context.log.info(f"Fetching {len(pairs)} pairs for {window}")
-        summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
+        try:
+            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
+        except CCDataAuthError as error:
+            raise dg.Failure(description=f"the run stopped at the first refused request: {error}") from None
         with market_db.connect() as connection:
             rows_after = queries.count_candles(connection, day_start(window.start), day_start(window.end))
             metadata = _run_metadata(

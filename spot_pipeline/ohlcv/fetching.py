@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from spot_pipeline.ccdata import CCDataClient, CCDataError, CCDataNotFoundError
+from spot_pipeline.ccdata import CCDataAuthError, CCDataClient, CCDataError, CCDataNotFoundError
 from spot_pipeline.ccdata.payload import PayloadValueError
 from spot_pipeline.concurrency import bounded_map
 from spot_pipeline.db.schema import Row
@@ -27,10 +27,10 @@ class PairResult:
 def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at: dt.datetime) -> PairResult:
     """All candles of one pair in the window: ceil(days / 5000) requests, newest first.
 
-    The API answers 404 both for "no data in this window" (before a listing) and for unknown
-    instruments; neither is retryable. A 404 ends the pair's requests (older windows hold no data
-    either) and keeps what the newer ones returned; a pair with no candle at all is named in the
-    metadata as not found.
+    A refused API key raises CCDataAuthError, which stops every pair. The API answers 404 both for
+    "no data in this window" (before a listing) and for unknown instruments; neither is retryable.
+    A 404 ends the pair's requests (older windows hold no data either) and keeps what the newer
+    ones returned; a pair with no candle at all is named in the metadata as not found.
     """
     candles: list[dict[str, Any]] = []
     not_found = False
@@ -44,6 +44,8 @@ def fetch_pair(client: CCDataClient, pair: Pair, window: DayWindow, collected_at
                 not_found = True
                 break
         rows = candle_rows(candles, pair, window, collected_at)
+    except CCDataAuthError:
+        raise  # the key is refused for every pair alike: the whole run stops
     except (CCDataError, PayloadValueError) as error:
         return PairResult(pair, [], f"{type(error).__name__}: {error}")
     return PairResult(pair, rows, not_found=not_found and not rows)

@@ -43,12 +43,20 @@ def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.Mater
     with no API call: ACTIVE instruments on exchanges graded BB or better (configurable), whose
     base asset is among the top N assets by their latest 30-day spot quote volume.
 
-    Stored in `market.spot_universe`, replaced as a whole in one transaction.
+    Stored in `market.spot_universe`, replaced as a whole in one transaction, and only by a
+    universe that holds at least one pair: a selection of nothing fails and keeps the stored one.
     """
     query = queries.universe_query(config.min_grade, config.top_assets, config.quote_assets, utc_now())
     with market_db.begin() as connection:
         queries.replace_universe(connection, query)
         pairs = row_count(connection, schema.spot_universe)
+        if not pairs:
+            # Raised inside the transaction, so the replacement rolls back and the stored universe stays.
+            raise dg.Failure(
+                f"the universe config selects no pair (min_grade={config.min_grade}, "
+                f"top_assets={config.top_assets}, quote_assets={config.quote_assets}): the stored "
+                "universe is kept; widen the selection, or refresh the reference data if it is empty"
+            )
         per_exchange = queries.pairs_per_exchange(connection)
         unmatched = queries.unmatched_graded_exchanges(connection, config.min_grade)
         top_assets = queries.selected_top_assets(connection, config.top_assets)
