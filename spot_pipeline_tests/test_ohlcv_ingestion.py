@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
@@ -14,6 +16,8 @@ from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_ra
 from spot_pipeline.ohlcv.candles import DayWindow, Pair, candle_rows, plan_requests
 from spot_pipeline.ohlcv.fetching import PairResult
 from spot_pipeline.ohlcv.ingestion import CandleWriter, IngestionSummary, ingest_window
+from spot_pipeline.ohlcv.ops import RepairConfig
+from spot_pipeline.ohlcv.schedules import repair_ohlcv_pairs_job
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
@@ -343,8 +347,8 @@ def test_rate_limit_holds_across_the_worker_pool(
 # --- legacy tables: stop before writing, naming the job that fixes the table ---
 
 
-def failure_description(result: object) -> str:
-    return result.failure_data_for_node("cc_ohlcv_spot_1d_raw").user_failure_data.description
+def failure_description(result: dg.ExecuteInProcessResult, node: str = "cc_ohlcv_spot_1d_raw") -> str:
+    return result.failure_data_for_node(node).user_failure_data.description
 
 
 def test_bigint_trade_timestamps_stop_ingestion_and_name_the_migration(
@@ -408,3 +412,91 @@ def test_a_symbol_handed_to_another_instrument_never_overwrites_the_previous_hol
     rows = stored(market_db)
     assert rows[holder_key]["symbol"] == "OLD-USD"
     assert rows[newcomer_key]["symbol"] == holder.mapped_instrument
+
+
+# --- Repairing chosen pairs -----------------------------------------------------------------------
+
+
+def repair(
+    ccdata: CCDataClient, market_db: MarketDatabase, first: dt.date, **config: Any
+) -> dg.ExecuteInProcessResult:
+    run_config = {
+        "repair_pairs": RepairConfig(first_day=first.isoformat(), last_day=YESTERDAY.isoformat(), **config)
+    }
+    return repair_ohlcv_pairs_job.execute_in_process(
+        resources={"ccdata": ccdata, "market_db": market_db},
+        run_config=dg.RunConfig(ops=run_config),
+        raise_on_error=False,
+    )
+
+
+def test_the_repair_job_fixes_a_ticker_handed_over_to_another_instrument(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    holder, newcomer = [pair for pair in universe if pair.exchange == "kraken"][:2]
+    first = YESTERDAY - dt.timedelta(days=2)
+    assert materialize_candles(ccdata, market_db, first, YESTERDAY).success
+    rows_before = len(stored(market_db))
+    # The ticker moves to the newcomer, and the old holder leaves the universe: the daily run then
+    # refuses the newcomer, since its symbol is still stored under the holder.
+    kraken = fake_api.dataset.market("kraken")
+    kraken.find_instrument(holder.exchange_instrument_id).mapped_instrument = "OLD-USD"
+    kraken.find_instrument(newcomer.exchange_instrument_id).mapped_instrument = holder.mapped_instrument
+    with market_db.begin() as connection:
+        connection.execute(
+            sa.delete(spot_universe).where(
+                spot_universe.c.exchange_instrument_id == holder.exchange_instrument_id
+            )
+        )
+    assert not materialize_candles(ccdata, market_db, first, YESTERDAY).success
+
+    assert repair(ccdata, market_db, first, instruments=[f"kraken:{holder.exchange_instrument_id}"]).success
+    assert repair(ccdata, market_db, first, instruments=[f"Kraken:{newcomer.exchange_instrument_id}"]).success
+
+    rows = stored(market_db)
+    assert len(rows) == rows_before, "no candle added or lost"
+    symbols = {key[1:]: row["symbol"] for key, row in rows.items() if key[0] == "kraken"}
+    for day in range(3):
+        moment = dt.datetime.combine(first + dt.timedelta(days=day), dt.time())
+        assert symbols[(holder.exchange_instrument_id, moment)] == "OLD-USD"
+        assert symbols[(newcomer.exchange_instrument_id, moment)] == holder.mapped_instrument
+    assert materialize_candles(ccdata, market_db, first, YESTERDAY).success
+
+
+def test_a_repair_by_mapped_instrument_fetches_every_exchange_listing_it_and_nothing_else(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    mapped = universe[0].mapped_instrument
+    listing = {pair for pair in universe if pair.mapped_instrument == mapped}
+
+    result = repair(ccdata, market_db, YESTERDAY, mapped_instruments=[mapped])
+
+    assert result.success
+    fetched = {(request.query["market"], request.query["instrument"]) for request in fake_api.requests}
+    assert fetched == {(pair.exchange, pair.exchange_instrument_id) for pair in listing}
+    assert {key[:2] for key in stored(market_db)} == {
+        (pair.exchange, pair.exchange_instrument_id) for pair in listing
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "name at least one pair"),
+        ({"instruments": ["XXBTZUSD"]}, "market:INSTRUMENT"),
+        ({"instruments": ["kraken:X"], "first_day": "2024-02-30"}, "day is out of range"),
+        ({"instruments": ["kraken:X"], "first_day": "2024-03-02", "last_day": "2024-03-01"}, "is after"),
+    ],
+)
+def test_repair_config_names_what_is_wrong(config: dict[str, Any], message: str) -> None:
+    days = {"first_day": "2024-03-01", "last_day": "2024-03-01"}
+    with pytest.raises(ValueError, match=message):
+        RepairConfig(**{**days, **config})
+
+
+def test_a_repair_of_an_unknown_mapped_instrument_fails_naming_it(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    result = repair(ccdata, market_db, YESTERDAY, mapped_instruments=["NOPE-USD"])
+    assert not result.success
+    assert "NOPE-USD" in failure_description(result, "repair_pairs")

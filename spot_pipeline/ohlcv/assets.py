@@ -1,6 +1,8 @@
 """`cc_ohlcv_spot_1d_raw`: daily spot candles of every universe pair, one partition per closed UTC day."""
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -13,7 +15,7 @@ from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.metadata import markdown_table
 from spot_pipeline.ohlcv import queries
-from spot_pipeline.ohlcv.candles import DayWindow
+from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.checks import WINDOW_CHECK_SPECS, window_check_results
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
 from spot_pipeline.ohlcv.partitions import daily_partitions
@@ -54,27 +56,45 @@ def cc_ohlcv_spot_1d_raw(
     others are stored, so re-running the partition fills the gap.
     """
     window = _run_window(context)
+    outcome = ingest_and_check(context.log, ccdata, market_db, window, config.write_batch_rows, _universe)
+    return dg.MaterializeResult(metadata=outcome.metadata, check_results=outcome.check_results)
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """What a run stored over its window: metadata for the UI, and the window checks."""
+
+    metadata: dict[str, Any]
+    check_results: list[dg.AssetCheckResult]
+
+
+def ingest_and_check(
+    log: dg.DagsterLogManager,
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
+    window: DayWindow,
+    batch_rows: int,
+    choose_pairs: Callable[[sa.Connection], list[Pair]],
+) -> WindowOutcome:
+    """Under the candle table's write lock: make sure the table can be written, choose the pairs,
+    fetch and write them, then describe and check the window. Pairs that fail are named in a
+    failure raised after the others are stored; a refused API key stops everything at once."""
     started, stats_before = time.monotonic(), ccdata.stats
+    first, end = day_start(window.start), day_start(window.end)
     with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw):
         with market_db.connect() as connection:
             _require_writable_table(connection, market_db.schema_name)
-            pairs = queries.load_universe(connection)
-            rows_before = queries.count_candles(connection, day_start(window.start), day_start(window.end))
-        if not pairs:
-            raise dg.Failure(
-                "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
-            )
-        context.log.info(f"Fetching {len(pairs)} pairs for {window}")
+            pairs = choose_pairs(connection)
+            rows_before = queries.count_candles(connection, first, end)
+        log.info(f"Fetching {len(pairs)} pairs for {window}")
         try:
-            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
+            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), batch_rows)
         except CCDataAuthError as error:
             raise dg.Failure(description=f"the run stopped at the first refused request: {error}") from None
         with market_db.connect() as connection:
-            rows_after = queries.count_candles(connection, day_start(window.start), day_start(window.end))
-            metadata = _run_metadata(
-                summary, rows_after - rows_before, ccdata.stats - stats_before, started, window
-            )
-            preview = queries.latest_candles(connection, day_start(window.start), day_start(window.end))
+            rows_inserted = queries.count_candles(connection, first, end) - rows_before
+            metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)
+            preview = queries.latest_candles(connection, first, end)
             metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
             check_results = window_check_results(connection, window)
     if summary.failed:
@@ -83,7 +103,16 @@ def cc_ohlcv_spot_1d_raw(
             ["pair", "error"],
         )
         raise dg.Failure(description=summary.failure_report(), metadata=metadata)
-    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+    return WindowOutcome(metadata, check_results)
+
+
+def _universe(connection: sa.Connection) -> list[Pair]:
+    pairs = queries.load_universe(connection)
+    if not pairs:
+        raise dg.Failure(
+            "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
+        )
+    return pairs
 
 
 def _require_writable_table(connection: sa.Connection, schema_name: str) -> None:

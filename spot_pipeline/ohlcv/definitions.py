@@ -1,15 +1,20 @@
-"""The candles domain's definitions: the daily candle asset, its checks, job, schedule and sensor."""
+"""The candles domain's definitions: the daily candle asset, its checks, jobs, schedule and sensor."""
 
 import dagster as dg
 
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
-from spot_pipeline.ohlcv.schedules import ohlcv_daily_job, ohlcv_daily_schedule, ohlcv_freshness_sensor
+from spot_pipeline.ohlcv.schedules import (
+    ohlcv_daily_job,
+    ohlcv_daily_schedule,
+    ohlcv_freshness_sensor,
+    repair_ohlcv_pairs_job,
+)
 
 defs = dg.Definitions(
     assets=[cc_ohlcv_spot_1d_raw],
     asset_checks=ohlcv_freshness_checks,
-    jobs=[ohlcv_daily_job],
+    jobs=[ohlcv_daily_job, repair_ohlcv_pairs_job],
     schedules=[ohlcv_daily_schedule],
     sensors=[ohlcv_freshness_sensor],
 )

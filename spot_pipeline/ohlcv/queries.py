@@ -65,6 +65,38 @@ def require_writable(shape: TableShape) -> None:
         )
 
 
+def pairs_to_repair(
+    connection: sa.Connection, instruments: Sequence[tuple[str, str]], mapped_instruments: Sequence[str]
+) -> list[Pair]:
+    """The pairs a repair names: (exchange, the exchange's own instrument id), and every listed
+    instrument currently mapped to one of `mapped_instruments`, in or out of the universe.
+
+    An exchange instrument the reference tables do not know is kept under its own id as the mapped
+    symbol (the candles carry their mapping); a mapped instrument that matches nothing is refused.
+    """
+    listed = cc_instruments_spot.c
+    exchange = sa.func.lower(listed.exchange_internal_name)
+    raw_id = listed.exchange_instrument_symbol_raw
+    known = sa.select(exchange, raw_id, listed.mapped_instrument_symbol).where(raw_id.is_not(None))
+    pairs = set()
+    if instruments:
+        named = connection.execute(known.where(sa.tuple_(exchange, raw_id).in_(instruments)))
+        mapped_by_id = {(market, instrument): mapped for market, instrument, mapped in named}
+        pairs |= {Pair(*key, mapped_by_id.get(key, key[1])) for key in instruments}
+    if mapped_instruments:
+        matches = connection.execute(
+            known.where(listed.mapped_instrument_symbol.in_(mapped_instruments))
+        ).all()
+        unmatched = set(mapped_instruments) - {mapped for _, _, mapped in matches}
+        if unmatched:
+            raise ValueError(
+                f"no listed instrument is mapped to {sorted(unmatched)}: check the symbols, or name the "
+                "exchange instruments (exchange:INSTRUMENT) instead"
+            )
+        pairs |= {Pair(*row) for row in matches}
+    return sorted(pairs)
+
+
 def load_universe(connection: sa.Connection) -> list[Pair]:
     query = sa.select(
         spot_universe.c.exchange, spot_universe.c.exchange_instrument_id, spot_universe.c.mapped_instrument

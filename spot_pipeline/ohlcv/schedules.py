@@ -1,4 +1,5 @@
-"""The daily candle job, its schedule (yesterday plus recent revisions) and the freshness sensor."""
+"""The daily candle job, its schedule (yesterday plus recent revisions), the freshness sensor, and
+the pair repair job (launched by hand)."""
 
 import datetime as dt
 import os
@@ -7,6 +8,7 @@ import dagster as dg
 
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
+from spot_pipeline.ohlcv.ops import repair_pairs
 from spot_pipeline.ohlcv.partitions import daily_partitions
 from spot_pipeline.settings import read_setting
 
@@ -47,3 +49,13 @@ def ohlcv_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
 ohlcv_freshness_sensor = dg.build_sensor_for_freshness_checks(
     freshness_checks=ohlcv_freshness_checks, name="ohlcv_freshness_sensor"
 )
+
+
+@dg.job(
+    description="Re-ingest chosen pairs (market:INSTRUMENT, or a mapped instrument on every exchange) "
+    "over a day range: the fix for a ticker handed over to another instrument, a failed pair or a "
+    "provider correction. Same writer, write lock, pool and window checks as the daily run. Config "
+    "on repair_pairs (instruments, mapped_instruments, first_day, last_day)."
+)
+def repair_ohlcv_pairs_job() -> None:
+    repair_pairs()
