@@ -16,7 +16,7 @@ from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.metadata import markdown_table
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
-from spot_pipeline.ohlcv.checks import WINDOW_CHECK_SPECS, window_check_results
+from spot_pipeline.ohlcv.checks import MAX_CLOSE_DEVIATION, WINDOW_CHECK_SPECS, window_check_results
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
 from spot_pipeline.ohlcv.partitions import daily_partitions
 from spot_pipeline.timeutils import day_start, utc_now, utc_today
@@ -30,6 +30,13 @@ class OhlcvConfig(dg.Config):
         ge=100,
         le=500_000,
         description="Rows per write transaction; a pair's rows are never split across transactions.",
+    )
+    max_close_deviation: float = Field(
+        default=MAX_CLOSE_DEVIATION,
+        gt=0,
+        le=10,
+        description="Share of the median close of the other exchanges quoting the same instrument beyond "
+        "which a close is reported as an outlier (warning check close_near_other_exchanges).",
     )
 
 
@@ -56,7 +63,9 @@ def cc_ohlcv_spot_1d_raw(
     others are stored, so re-running the partition fills the gap.
     """
     window = _run_window(context)
-    outcome = ingest_and_check(context.log, ccdata, market_db, window, config.write_batch_rows, _universe)
+    outcome = ingest_and_check(
+        context.log, ccdata, market_db, window, config.write_batch_rows, _universe, config.max_close_deviation
+    )
     return dg.MaterializeResult(metadata=outcome.metadata, check_results=outcome.check_results)
 
 
@@ -75,6 +84,7 @@ def ingest_and_check(
     window: DayWindow,
     batch_rows: int,
     choose_pairs: Callable[[sa.Connection], list[Pair]],
+    max_close_deviation: float = MAX_CLOSE_DEVIATION,
 ) -> WindowOutcome:
     """Under the candle table's write lock: make sure the table can be written, choose the pairs,
     fetch and write them, then describe and check the window. Pairs that fail are named in a
@@ -96,7 +106,7 @@ def ingest_and_check(
             metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)
             preview = queries.latest_candles(connection, first, end)
             metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
-            check_results = window_check_results(connection, window)
+            check_results = window_check_results(connection, window, max_close_deviation)
     if summary.failed:
         metadata["failed_pairs"] = markdown_table(
             [{"pair": str(pair), "error": reason} for pair, reason in sorted(summary.failed.items())][:20],

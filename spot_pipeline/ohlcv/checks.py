@@ -16,11 +16,18 @@ ASSET = cc_ohlcv_spot_1d_raw.name
 # Completeness looks at the latest days of a window only: a multi-year backfill would otherwise
 # cross every pair with every day.
 COMPLETENESS_DAYS = 31
+# A close this far from the median of the exchanges quoting the same instrument is an outlier.
+MAX_CLOSE_DEVIATION = 0.10
+MIN_QUOTING_EXCHANGES = 3
+# A traded pair whose close has not moved for this many days has a frozen feed.
+STALE_CLOSE_DAYS = 5
 
 NO_DUPLICATE_KEYS = "no_duplicate_keys"
 OHLC_CONSISTENT = "ohlc_consistent"
 TRADE_TIMES_INSIDE_DAY = "trade_timestamps_inside_day"
 COMPLETE_AGAINST_UNIVERSE = "complete_against_universe"
+CLOSE_NEAR_OTHER_EXCHANGES = "close_near_other_exchanges"
+PRICES_MOVE_WHILE_TRADED = "prices_move_while_traded"
 
 WINDOW_CHECK_SPECS = [
     dg.AssetCheckSpec(
@@ -45,10 +52,25 @@ WINDOW_CHECK_SPECS = [
         description=f"Every universe pair has a candle for each of the window's last {COMPLETENESS_DAYS} "
         "days on which it had already started trading (warning only: exchanges have outages).",
     ),
+    dg.AssetCheckSpec(
+        CLOSE_NEAR_OTHER_EXCHANGES,
+        asset=ASSET,
+        description="Where at least three universe exchanges quote a mapped instrument on a day, no close "
+        "is further than the run's max_close_deviation (10 % by default) from their median: a bad tick, a "
+        "mislabelled quote or a remap gone wrong (warning, with a table of the outliers).",
+    ),
+    dg.AssetCheckSpec(
+        PRICES_MOVE_WHILE_TRADED,
+        asset=ASSET,
+        description=f"No traded universe pair keeps the same close for {STALE_CLOSE_DAYS} days or more, and "
+        "none has a day without volume after its first trade (warning: a frozen or empty feed).",
+    ),
 ]
 
 
-def window_check_results(connection: sa.Connection, window: DayWindow) -> list[dg.AssetCheckResult]:
+def window_check_results(
+    connection: sa.Connection, window: DayWindow, max_close_deviation: float = MAX_CLOSE_DEVIATION
+) -> list[dg.AssetCheckResult]:
     start, end = day_start(window.start), day_start(window.end)
     duplicates = {
         "_".join(key[2:]): queries.duplicate_keys(connection, start, end, key)
@@ -60,6 +82,11 @@ def window_check_results(connection: sa.Connection, window: DayWindow) -> list[d
         window.end - dt.timedelta(days=n) for n in range(min(window.days, COMPLETENESS_DAYS), 0, -1)
     ]
     missing, missing_sample = queries.missing_candles(connection, recent_days)
+    outliers, outlier_sample = queries.close_outliers(
+        connection, start, end, max_close_deviation, MIN_QUOTING_EXCHANGES
+    )
+    frozen, frozen_sample = queries.stale_closes(connection, start, end, STALE_CLOSE_DAYS)
+    untraded, untraded_sample = queries.untraded_days_after_listing(connection, start, end)
     return [
         dg.AssetCheckResult(
             check_name=NO_DUPLICATE_KEYS,
@@ -75,6 +102,33 @@ def window_check_results(connection: sa.Connection, window: DayWindow) -> list[d
             metadata={
                 "missing_pair_days": missing,
                 "examples": markdown_table(missing_sample, ["day", "exchange", "exchange_instrument_id"]),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=CLOSE_NEAR_OTHER_EXCHANGES,
+            passed=outliers == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "outliers": outliers,
+                "max_close_deviation": max_close_deviation,
+                "largest": markdown_table(
+                    outlier_sample, ["datetime", "exchange", "symbol", "close", "median", "deviation"]
+                ),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=PRICES_MOVE_WHILE_TRADED,
+            passed=frozen == 0 and untraded == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "frozen_closes": frozen,
+                "frozen_examples": markdown_table(
+                    frozen_sample, ["exchange", "symbol_unmapped", "first_day", "last_day", "close"]
+                ),
+                "days_without_volume": untraded,
+                "days_without_volume_examples": markdown_table(
+                    untraded_sample, ["datetime", "exchange", "symbol_unmapped"]
+                ),
             },
         ),
     ]

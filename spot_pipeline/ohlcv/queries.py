@@ -259,6 +259,112 @@ def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple
     return count, [dict(row._mapping) for row in connection.execute(sample.limit(SAMPLE_ROWS))]
 
 
+def close_outliers(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime, max_deviation: float, min_exchanges: int
+) -> tuple[int, list[Row]]:
+    """Closes further than `max_deviation` (a share) from the median close of the same mapped
+    instrument on the same day, among the universe's exchanges, where at least `min_exchanges` of
+    them quote it. Returns how many, and the largest deviations first.
+
+    Set-based over the window's rows, read through the primary key's `datetime` range.
+    """
+    c = cc_ohlcv_spot_1d_raw.c
+    quotes = (
+        sa.select(c.datetime, c.exchange, c.symbol, c.close)
+        .where(_in_window(start, end), c.close > 0, _in_universe())
+        .subquery("quotes")
+    )
+    same_quote = [quotes.c.datetime, quotes.c.symbol]
+    ranked = sa.select(
+        *same_quote,
+        quotes.c.close,
+        sa.func.row_number().over(partition_by=same_quote, order_by=quotes.c.close).label("position"),
+        sa.func.count().over(partition_by=same_quote).label("quoting"),
+    ).subquery("ranked")
+    middle = sa.or_(
+        ranked.c.position == (ranked.c.quoting + 1) // 2, ranked.c.position == (ranked.c.quoting + 2) // 2
+    )
+    medians = (
+        sa.select(ranked.c.datetime, ranked.c.symbol, sa.func.avg(ranked.c.close).label("median"))
+        .where(ranked.c.quoting >= min_exchanges, middle)
+        .group_by(ranked.c.datetime, ranked.c.symbol)
+        .subquery("medians")
+    )
+    deviation = sa.func.abs(quotes.c.close - medians.c.median) / medians.c.median
+    outliers = (
+        sa.select(quotes, medians.c.median, deviation.label("deviation"))
+        .join(medians, sa.and_(medians.c.datetime == quotes.c.datetime, medians.c.symbol == quotes.c.symbol))
+        .where(deviation > max_deviation)
+    )
+    count = row_count(connection, outliers.subquery())
+    sample = outliers.order_by(deviation.desc(), quotes.c.datetime, quotes.c.exchange).limit(SAMPLE_ROWS)
+    return count, [dict(row._mapping) for row in connection.execute(sample)]
+
+
+def stale_closes(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime, days: int
+) -> tuple[int, list[Row]]:
+    """Pairs whose close stayed the same for at least `days` consecutive traded days of the window
+    (a frozen feed): how many runs, and a few of them (pair, first and last day, close)."""
+    c = cc_ohlcv_spot_1d_raw.c
+    pair = [c.exchange, c.symbol_unmapped]
+    traded = (
+        sa.select(
+            *pair,
+            c.datetime,
+            c.close,
+            sa.case(
+                (c.close == sa.func.lag(c.close).over(partition_by=pair, order_by=c.datetime), 0), else_=1
+            ).label("changed"),
+        )
+        .where(_in_window(start, end), c.volume > 0, _in_universe())
+        .subquery("traded")
+    )
+    runs = sa.select(
+        traded,
+        sa.func.sum(traded.c.changed)
+        .over(partition_by=[traded.c.exchange, traded.c.symbol_unmapped], order_by=traded.c.datetime)
+        .label("run"),
+    ).subquery("runs")
+    frozen = (
+        sa.select(
+            runs.c.exchange,
+            runs.c.symbol_unmapped,
+            sa.func.min(runs.c.datetime).label("first_day"),
+            sa.func.max(runs.c.datetime).label("last_day"),
+            sa.func.min(runs.c.close).label("close"),
+        )
+        .group_by(runs.c.exchange, runs.c.symbol_unmapped, runs.c.run)
+        .having(sa.func.count() >= days)
+    )
+    count = row_count(connection, frozen.subquery())
+    sample = frozen.order_by(sa.text("first_day"), runs.c.exchange).limit(SAMPLE_ROWS)
+    return count, [dict(row._mapping) for row in connection.execute(sample)]
+
+
+def untraded_days_after_listing(
+    connection: sa.Connection, start: dt.datetime, end: dt.datetime
+) -> tuple[int, list[Row]]:
+    """Candles with no volume on a day after their instrument's first trade: how many, and a few."""
+    c, listed = cc_ohlcv_spot_1d_raw.c, cc_instruments_spot.c
+    after_listing = sa.exists().where(
+        listed.exchange_internal_name == c.exchange,
+        listed.exchange_instrument_symbol_raw == c.symbol_unmapped,
+        listed.first_trade_datetime < c.datetime,
+    )
+    no_volume = sa.or_(c.volume == 0, c.volume.is_(None))
+    condition = sa.and_(_in_window(start, end), no_volume, _in_universe(), after_listing)
+    return row_count(connection, cc_ohlcv_spot_1d_raw, condition), _sample(connection, condition)
+
+
+def _in_universe() -> sa.ColumnElement[bool]:
+    """The candle belongs to a pair of the universe (the pairs the runs write)."""
+    c, universe = cc_ohlcv_spot_1d_raw.c, spot_universe.c
+    return sa.exists().where(
+        universe.exchange == c.exchange, universe.exchange_instrument_id == c.symbol_unmapped
+    )
+
+
 def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> list[Row]:
     c = cc_ohlcv_spot_1d_raw.c
     query = (

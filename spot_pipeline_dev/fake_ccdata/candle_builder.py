@@ -44,7 +44,9 @@ class CandleBuilder:
         self._now = now
         self._today = utc_from_epoch(now).date()
         self._variant = variant
-        phases = uniforms(self._seed, "phases")
+        # One price path per pair of assets, shared by every exchange listing it (each adds its own
+        # daily noise), so that exchanges quote about the same price, as real ones do.
+        phases = uniforms(instrument.base_id, instrument.quote_id, "phases")
         self._phases = tuple(2 * math.pi * phase for phase in phases[: len(self._WAVES)])
         self._uniforms_by_day: dict[date, tuple[float, ...]] = {}
 
