@@ -3,20 +3,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 3000
 export DAGSTER_HOME := $(CURDIR)/dagster_home
+# Two targets started together on a fresh clone (make dev, make fake-api) build .venv once: the
+# second waits for the first under this lock, then finds it built (flock is util-linux; without it,
+# start one target first).
+VENV_LOCK := $(shell command -v flock >/dev/null 2>&1 && echo "flock $(CURDIR)/.venv.lock")
 
 .PHONY: dev test demo lint format fake-api clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(VENV_LOCK) sh -c '[ $(STAMP) -nt pyproject.toml ] || { $(PYTHON) -m venv $(VENV) \
+		&& $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e ".[dev]" \
+		&& touch $(STAMP); }'
 
-## Start Dagster (webserver on http://127.0.0.1:3000 and the daemon) on the embedded SQLite default.
+## Start Dagster (webserver on http://127.0.0.1:$(PORT), default 3000, and the daemon) on the embedded SQLite default.
 dev: $(STAMP)
-	$(BIN)/dagster dev --host 127.0.0.1 --port 3000
+	$(BIN)/dagster dev --host 127.0.0.1 --port $(PORT)
 
 ## Run the test suite (the MariaDB/MySQL half too when SPOT_PIPELINE_TEST_MYSQL_URL is set).
 test: $(STAMP)
