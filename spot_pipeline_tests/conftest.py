@@ -18,7 +18,17 @@ import sqlalchemy as sa
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import metadata
+from spot_pipeline.settings import SETTINGS
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs on the pipeline's defaults: a developer's own settings (shell variables such as
+    MARKET_DB_URL or CCDATA_API_KEY) must neither change nor fail it. Cleared before any test module
+    is imported, since the partitions read OHLCV_START_DATE at import time."""
+    for name in SETTINGS:
+        os.environ.pop(name, None)
+
 
 MYSQL_URL_VARIABLE = "SPOT_PIPELINE_TEST_MYSQL_URL"
 REQUIRE_MYSQL_VARIABLE = "SPOT_PIPELINE_REQUIRE_MYSQL"

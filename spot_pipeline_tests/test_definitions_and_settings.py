@@ -24,9 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_dagster_cli_validates_the_definitions(tmp_path: Path) -> None:
     environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    # Run from an empty folder: dagster loads a .env of its working directory, and a developer's
+    # local .env must not change what the suite checks.
     completed = subprocess.run(
-        [Path(sys.executable).parent / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT,
+        [Path(sys.executable).parent / "dagster", "definitions", "validate", "-w", ROOT / "workspace.yaml"],
+        cwd=tmp_path,
         env=environment,
         capture_output=True,
         text=True,
