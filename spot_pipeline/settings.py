@@ -126,6 +126,11 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
             read_setting(name, environ)
         except SettingsError as error:
             problems.append(str(error))
+    if not problems:
+        try:
+            schema_name = _market_schema(environ)
+        except SettingsError as error:
+            problems.append(str(error))
     if problems:
         raise SettingsError("\n".join(problems))
     return {
@@ -140,6 +145,20 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
         ),
         "market_db": MarketDatabase(
             url=dg.EnvVar("MARKET_DB_URL") if environ.get("MARKET_DB_URL") else default_market_db_url(),
-            schema_name=read_setting("MARKET_DB_SCHEMA", environ),
+            schema_name=schema_name,
         ),
     }
+
+
+def _market_schema(environ: Mapping[str, str]) -> str:
+    """MARKET_DB_SCHEMA; else the database a MySQL URL names; else the default. A URL naming another
+    database than MARKET_DB_SCHEMA is refused rather than silently ignored."""
+    schema = environ.get("MARKET_DB_SCHEMA")
+    url = environ.get("MARKET_DB_URL")
+    named = parse_market_url(url).database if url and not url.startswith("sqlite") else None
+    if named and schema and named != schema:
+        raise SettingsError(
+            f"Environment variable MARKET_DB_URL names the database {named!r} but MARKET_DB_SCHEMA is "
+            f"{schema!r}: the tables go to one schema, make the two agree (or leave MARKET_DB_SCHEMA unset)"
+        )
+    return read_setting("MARKET_DB_SCHEMA", {"MARKET_DB_SCHEMA": schema or named or ""})

@@ -93,6 +93,17 @@ def test_every_invalid_setting_is_reported_at_once() -> None:
     assert "CCDATA_MAX_CONCURRENCY" in str(error.value) and "OHLCV_START_DATE" in str(error.value)
 
 
+def test_the_database_a_mysql_url_names_is_the_schema_unless_another_is_set() -> None:
+    url = "mysql+mysqlconnector://pipeline@127.0.0.1:3306/desk_market"
+    assert build_resources({"MARKET_DB_URL": url})["market_db"].schema_name == "desk_market"
+    assert build_resources({"MARKET_DB_URL": url, "MARKET_DB_SCHEMA": "desk_market"})["market_db"].schema_name
+    with pytest.raises(
+        SettingsError, match="names the database 'desk_market' but MARKET_DB_SCHEMA is 'other'"
+    ):
+        build_resources({"MARKET_DB_URL": url, "MARKET_DB_SCHEMA": "other"})
+    assert build_resources({})["market_db"].schema_name == "market"
+
+
 def test_database_url_errors_never_show_the_password() -> None:
     with pytest.raises(SettingsError) as error:
         build_resources({"MARKET_DB_URL": "postgresql://pipeline:s3cret-pw@db.internal/market"})
