@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from benchmarks.report import print_table
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
@@ -34,19 +35,12 @@ from spot_pipeline.ohlcv.ingestion import ingest_window
 from spot_pipeline.ohlcv.queries import load_universe, write_candles
 from spot_pipeline.timeutils import utc_now, utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer, FakeDataset
+from spot_pipeline_dev.synthetic_candles import synthetic_candle
 
 DEFAULT_MYSQL_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"
 BENCH_SCHEMA = "market_bench_ohlcv"
 UPSERT_PASSES = {"to_sql": 0, "upsert": 1, "upsert_twice": 2}
 YESTERDAY = utc_today() - dt.timedelta(days=1)
-
-
-def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    print(f"\n{title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 def seeded_database(directory: Path, dataset: FakeDataset, pairs: int) -> MarketDatabase:
@@ -141,29 +135,9 @@ def candle_row(index: int) -> dict[str, Any]:
     """A realistic candle row; rows come 2,000 days per pair."""
     pair, day = divmod(index, 2000)
     moment = dt.datetime(2015, 1, 1) + dt.timedelta(days=day)
-    price = 100.0 + (index % 97) * 0.37
-    return {
-        "datetime": moment,
-        "exchange": f"exchange{pair % 8}",
-        "symbol_unmapped": f"PAIR{pair}USD",
-        "symbol": f"PAIR{pair}-USD",
-        "base": f"PAIR{pair}",
-        "quote": "USD",
-        "base_id": 1000 + pair,
-        "quote_id": 5,
-        "transform_function": "",
-        **{name: price for name in ("open", "high", "low", "close")},
-        **{name: moment + dt.timedelta(hours=3) for name in schema.TRADE_TIMESTAMP_COLUMNS},
-        **{f"{side}_trade_price": price for side in ("first", "high", "low", "last")},
-        **{name: 1234 + index % 11 for name in ("total_trades", "total_trades_buy", "total_trades_sell")},
-        "total_trades_unknown": 0,
-        **{
-            f"{prefix}volume{side}": 17.5 * (1 + index % 13)
-            for side in ("", "_buy", "_sell", "_unknown")
-            for prefix in ("", "quote_")
-        },
-        "collected_at": dt.datetime(2026, 1, 1),
-    }
+    return synthetic_candle(
+        pair, moment, index, market=f"exchange{pair % 8}", prefix="PAIR", collected_at=dt.datetime(2026, 1, 1)
+    )
 
 
 def upsert_child(url: str, approach: str, rows: int) -> dict[str, float]:

@@ -35,6 +35,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from benchmarks.report import print_table
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count, staging_table
 from spot_pipeline.db.resource import MarketDatabase
@@ -46,6 +47,7 @@ from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_gen
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline.universe.assets import spot_universe
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_dev.synthetic_candles import synthetic_candle
 
 DEFAULT_URL = "mysql+mysqlconnector://root@127.0.0.1:3306/test"
 FULL_SCHEMA, EMPTY_SCHEMA = "market_bench_scale_full", "market_bench_scale_empty"
@@ -56,14 +58,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 YESTERDAY = utc_today() - dt.timedelta(days=1)
 CANDLES = schema.cc_ohlcv_spot_1d_raw
 COLUMNS = [column.name for column in CANDLES.columns]
-
-
-def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    print(f"\n{title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 def timed(action: Callable[..., object], *arguments: Any) -> float:
@@ -163,30 +157,14 @@ def backfill_rows() -> Iterator[list[dict[str, Any]]]:
 
 
 def backfill_row(pair: int, day: dt.date) -> dict[str, Any]:
-    moment = dt.datetime.combine(day, dt.time())
-    price = 100.0 + (pair * 31 + day.toordinal()) % 97 * 0.37
-    return {
-        "datetime": moment,
-        "exchange": f"backfill{pair % 5}",
-        "symbol_unmapped": f"NEW{pair}USD",
-        "symbol": f"NEW{pair}-USD",
-        "base": f"NEW{pair}",
-        "quote": "USD",
-        "base_id": 50_000 + pair,
-        "quote_id": 5,
-        "transform_function": "",
-        **dict.fromkeys(("open", "high", "low", "close"), price),
-        **dict.fromkeys(schema.TRADE_TIMESTAMP_COLUMNS, moment + dt.timedelta(hours=3)),
-        **{f"{side}_trade_price": price for side in ("first", "high", "low", "last")},
-        **dict.fromkeys(("total_trades", "total_trades_buy", "total_trades_sell"), 1234 + pair % 11),
-        "total_trades_unknown": 0,
-        **{
-            f"{prefix}volume{side}": 17.5 * (1 + pair % 13)
-            for side in ("", "_buy", "_sell", "_unknown")
-            for prefix in ("", "quote_")
-        },
-        "collected_at": dt.datetime.combine(YESTERDAY, dt.time(1)),
-    }
+    return synthetic_candle(
+        pair,
+        dt.datetime.combine(day, dt.time()),
+        pair * 31 + day.toordinal(),
+        market=f"backfill{pair % 5}",
+        prefix="NEW",
+        collected_at=dt.datetime.combine(YESTERDAY, dt.time(1)),
+    )
 
 
 def write_backfill(market_db: MarketDatabase) -> None:

@@ -4,6 +4,7 @@
 - `demo`: the offline demo behind `make demo`.
 - `legacy_tables`: builders of the candle table as older deployments left it (BIGINT trade
   timestamps, no keys), for the migration and deduplication tests and benchmarks.
+- `synthetic_candles`: made-up candle rows for the write benchmarks.
 - `schema_doc`: renders the column tables of `database_schema.md` from the SQLAlchemy metadata.
 
 It is not part of the wheel: it imports `spot_pipeline`, never the other way round.

@@ -2,6 +2,7 @@
 partition freshness check (yesterday's partition must exist by 03:00 UTC)."""
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -95,43 +96,39 @@ def window_check_results(
         ),
         _sampled_result(OHLC_CONSISTENT, inconsistent),
         _sampled_result(TRADE_TIMES_INSIDE_DAY, outside),
-        dg.AssetCheckResult(
-            check_name=COMPLETE_AGAINST_UNIVERSE,
-            passed=missing == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "missing_pair_days": missing,
-                "examples": markdown_table(missing_sample, ["day", "exchange", "exchange_instrument_id"]),
-            },
+        _warning(
+            COMPLETE_AGAINST_UNIVERSE,
+            missing_pair_days=missing,
+            examples=markdown_table(missing_sample, ["day", "exchange", "exchange_instrument_id"]),
         ),
-        dg.AssetCheckResult(
-            check_name=CLOSE_NEAR_OTHER_EXCHANGES,
-            passed=outliers == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "outliers": outliers,
-                "max_close_deviation": max_close_deviation,
-                "largest": markdown_table(
-                    outlier_sample, ["datetime", "exchange", "symbol", "close", "median", "deviation"]
-                ),
-            },
+        _warning(
+            CLOSE_NEAR_OTHER_EXCHANGES,
+            outliers=outliers,
+            max_close_deviation=max_close_deviation,
+            largest=markdown_table(
+                outlier_sample, ["datetime", "exchange", "symbol", "close", "median", "deviation"]
+            ),
         ),
-        dg.AssetCheckResult(
-            check_name=PRICES_MOVE_WHILE_TRADED,
-            passed=frozen == 0 and untraded == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "frozen_closes": frozen,
-                "frozen_examples": markdown_table(
-                    frozen_sample, ["exchange", "symbol_unmapped", "first_day", "last_day", "close"]
-                ),
-                "days_without_volume": untraded,
-                "days_without_volume_examples": markdown_table(
-                    untraded_sample, ["datetime", "exchange", "symbol_unmapped"]
-                ),
-            },
+        _warning(
+            PRICES_MOVE_WHILE_TRADED,
+            frozen_closes=frozen,
+            frozen_examples=markdown_table(
+                frozen_sample, ["exchange", "symbol_unmapped", "first_day", "last_day", "close"]
+            ),
+            days_without_volume=untraded,
+            days_without_volume_examples=markdown_table(
+                untraded_sample, ["datetime", "exchange", "symbol_unmapped"]
+            ),
         ),
     ]
+
+
+def _warning(check_name: str, **metadata: Any) -> dg.AssetCheckResult:
+    """A warning-severity result that passes when every count in its metadata is zero."""
+    counts = [value for value in metadata.values() if isinstance(value, int)]
+    return dg.AssetCheckResult(
+        check_name=check_name, passed=not any(counts), severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+    )
 
 
 def _sampled_result(check_name: str, offending: list[dict[str, object]]) -> dg.AssetCheckResult:
