@@ -72,7 +72,8 @@ def timed(action: Callable[..., object], *arguments: Any) -> float:
 def build_table(market_db: MarketDatabase, rows: int) -> None:
     """`rows` candles of BULK_PAIRS pairs, the latest day yesterday, written by INSERT ... SELECT."""
     with market_db.begin() as connection:
-        connection.execute(sa.delete(CANDLES))
+        # Instant, where deleting ten million rows would leave the server purging them during the runs.
+        connection.exec_driver_sql(f"TRUNCATE TABLE `{FULL_SCHEMA}`.`{CANDLES.name}`")
     values = {
         "datetime": f"DATE_SUB('{YESTERDAY}', INTERVAL (seq DIV {BULK_PAIRS}) DAY)",
         "exchange": f"CONCAT('bulk', seq MOD {BULK_PAIRS} MOD 10)",

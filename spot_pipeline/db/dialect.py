@@ -1,9 +1,10 @@
 """Every difference between the SQLite and MySQL/MariaDB dialects that the pipeline relies on, and
 the generic table helpers built on them (names, counts, temporary and staging tables).
 
-Upserts are the main difference: SQLite's `ON CONFLICT DO UPDATE` against MySQL's
-`ON DUPLICATE KEY UPDATE`, rendered here as typed literals for speed. Everything else a domain
-writes is dialect-neutral SQLAlchemy Core.
+Writes are the main difference: SQLite's `ON CONFLICT DO UPDATE` against MySQL's
+`ON DUPLICATE KEY UPDATE`, rendered here as typed literals for speed, and MySQL's bulk path,
+`LOAD DATA LOCAL INFILE ... REPLACE` from tab-separated files. Everything else a domain writes is
+dialect-neutral SQLAlchemy Core.
 """
 
 from __future__ import annotations
