@@ -106,7 +106,7 @@ def bench_rate_limited_wall_time(
     window = DayWindow(YESTERDAY, YESTERDAY + dt.timedelta(days=1))
     with tempfile.TemporaryDirectory() as directory, FakeCCDataServer(dataset) as fake_api:
         fake_api.latency_seconds = latency
-        fake_api.rate_limit_per_second = calls_per_second
+        fake_api.limit_key(second=calls_per_second)
         market_db = seeded_database(Path(directory), dataset, pairs)
         client = fake_api.client(
             calls_per_second=calls_per_second,

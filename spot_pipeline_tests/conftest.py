@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import metadata
+from spot_pipeline.ohlcv import queries
+from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.settings import SETTINGS
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_tests.pipeline import materialize_reference_and_universe
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,6 +84,15 @@ def market_db(request: pytest.FixtureRequest, tmp_path, mysql_test_schema: str) 
 def fake_api() -> Iterator[FakeCCDataServer]:
     with FakeCCDataServer() as server:
         yield server
+
+
+@pytest.fixture
+def universe(ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer) -> list[Pair]:
+    """The reference data and the universe stored from the fake API, whose log is then cleared."""
+    assert materialize_reference_and_universe(ccdata, market_db).success
+    fake_api.reset_log()
+    with market_db.connect() as connection:
+        return queries.load_universe(connection)
 
 
 @pytest.fixture

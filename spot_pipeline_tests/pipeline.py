@@ -9,7 +9,7 @@ import dagster as dg
 
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.ohlcv.assets import OhlcvConfig, cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.assets import CandleRunConfig, cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_general, cc_instruments_spot
 from spot_pipeline.universe.assets import UniverseConfig, spot_universe
@@ -35,7 +35,7 @@ def materialize_candles(
         [cc_ohlcv_spot_1d_raw],
         resources={"ccdata": ccdata, "market_db": market_db},
         tags={PARTITION_RANGE_START_TAG: first.isoformat(), PARTITION_RANGE_END_TAG: last.isoformat()},
-        run_config=dg.RunConfig({"cc_ohlcv_spot_1d_raw": OhlcvConfig(**config)}),
+        run_config=dg.RunConfig({"cc_ohlcv_spot_1d_raw": CandleRunConfig(**config)}),
         raise_on_error=False,
     )
 
@@ -48,6 +48,10 @@ def candle_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     failure = result.failure_data_for_node("cc_ohlcv_spot_1d_raw")
     assert failure is not None and failure.user_failure_data is not None
     return {key: value.value for key, value in failure.user_failure_data.metadata.items()}
+
+
+def failure_description(result: dg.ExecuteInProcessResult, node: str = "cc_ohlcv_spot_1d_raw") -> str:
+    return result.failure_data_for_node(node).user_failure_data.description
 
 
 # --- Job and step results ---------------------------------------------------------------------------

@@ -502,7 +502,7 @@ def test_a_loaded_machine_never_sends_more_than_the_servers_limit(
 ) -> None:
     """Two processes keep both cores busy while eight threads call a server allowing 10 requests a
     second with 50 ms of latency: by the server's own count, no second ever sees an eleventh."""
-    server.rate_limit_per_second = 10
+    server.limit_key(second=10)
     server.latency_seconds = 0.05
     client = make_client(calls_per_second=10, max_concurrency=8, max_retries=0)
     context = multiprocessing.get_context("fork")

@@ -526,7 +526,7 @@ def test_slow_next_and_latency_delay_answers(server: FakeCCDataServer) -> None:
 
 
 def test_rate_limit_per_second_is_enforced(server: FakeCCDataServer) -> None:
-    server.rate_limit_per_second = 5
+    server.limit_key(second=5)
     responses = [get(server.data_api_url, RATE_LIMIT) for _ in range(8)]
     assert [response.status_code for response in responses] == [200] * 5 + [429] * 3
     assert int(responses[-1].headers["Retry-After"]) >= 1

@@ -25,28 +25,13 @@ from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 from spot_pipeline_dev.legacy_tables import replace_with_legacy_table
 from spot_pipeline_tests.pipeline import (
     candle_metadata,
+    failure_description,
     materialize_candles,
-    materialize_reference_and_universe,
 )
 
 HISTORY_PATH = "/spot/v1/historical/days"
 YESTERDAY = utc_today() - dt.timedelta(days=1)
 table = cc_ohlcv_spot_1d_raw
-
-
-@pytest.fixture
-def universe(ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer) -> list[Pair]:
-    assert materialize_reference_and_universe(ccdata, market_db).success
-    fake_api.reset_log()
-    with market_db.connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                spot_universe.c.exchange,
-                spot_universe.c.exchange_instrument_id,
-                spot_universe.c.mapped_instrument,
-            )
-        )
-        return [Pair(*row) for row in rows]
 
 
 def stored(market_db: MarketDatabase) -> dict[tuple[str, str, dt.datetime], dict[str, object]]:
@@ -147,7 +132,9 @@ def test_backfill_stores_exactly_the_served_candles_with_one_request_per_pair(
     )
 
     metadata = candle_metadata(result)
-    assert metadata["pairs_failed"] == 0 and metadata["api_requests"] == len(universe)
+    # One request per pair, and one for the key's limits: exactly the run's estimate.
+    assert metadata["pairs_failed"] == 0 and metadata["api_requests"] == len(universe) + 1
+    assert metadata["api_calls_estimated"] == metadata["api_requests"]
     assert metadata["rows_inserted"] == len(expected) and metadata["rows_updated"] == 0
 
 
@@ -351,10 +338,6 @@ def test_rate_limit_holds_across_the_worker_pool(
 # --- legacy tables: stop before writing, naming the job that fixes the table ---
 
 
-def failure_description(result: dg.ExecuteInProcessResult, node: str = "cc_ohlcv_spot_1d_raw") -> str:
-    return result.failure_data_for_node(node).user_failure_data.description
-
-
 def test_bigint_trade_timestamps_stop_ingestion_and_name_the_migration(
     universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
 ) -> None:
@@ -476,7 +459,11 @@ def test_a_repair_by_mapped_instrument_fetches_every_exchange_listing_it_and_not
     result = repair(ccdata, market_db, YESTERDAY, mapped_instruments=[mapped])
 
     assert result.success
-    fetched = {(request.query["market"], request.query["instrument"]) for request in fake_api.requests}
+    fetched = {
+        (request.query["market"], request.query["instrument"])
+        for request in fake_api.requests
+        if request.path == HISTORY_PATH
+    }
     assert fetched == {(pair.exchange, pair.exchange_instrument_id) for pair in listing}
     assert {key[:2] for key in stored(market_db)} == {
         (pair.exchange, pair.exchange_instrument_id) for pair in listing

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from spot_pipeline.ccdata.errors import CCDataPayloadError
+from spot_pipeline.ccdata.key_limits import KeyLimits
 from spot_pipeline.ccdata.transport import Api, ClientStats, Transport, TransportSettings, check_base_url
 from spot_pipeline.ccdata.vocabulary import (
     DEFAULT_DATA_API_URL,
@@ -19,6 +20,7 @@ from spot_pipeline.ccdata.vocabulary import (
     EXCHANGES_GENERAL_PATH,
     HISTORICAL_DAYS_PATH,
     MAX_CANDLES_PER_CALL,
+    RATE_LIMIT_PATH,
     SPOT_INSTRUMENTS_PATH,
     TOP_LIST_MAX_PAGE,
     TOP_LIST_MAX_PAGE_SIZE,
@@ -103,6 +105,15 @@ class CCDataClient(dg.ConfigurableResource):
         """Set every counter back to zero."""
         self._get_transport().reset_stats()
 
+    @property
+    def pace(self) -> float:
+        """Calls per second of the second window now in force (see `pace_to`)."""
+        return self._get_transport().calls_per_second
+
+    def pace_to(self, limits: KeyLimits) -> None:
+        """Pace this client's later calls by the key's own limits, never above `calls_per_second`."""
+        self._get_transport().pace_to(limits)
+
     def close(self) -> None:
         """Close the pooled HTTP session; the next call opens a new one (with fresh counters)."""
         with self._transport_lock:
@@ -164,6 +175,10 @@ class CCDataClient(dg.ConfigurableResource):
             if is_last_page or len(assets) >= limit:
                 break
         return assets[:limit]
+
+    def key_limits(self) -> KeyLimits:
+        """The API key's limits per window, as left now (`/admin/v2/rate/limit`; it counts as a call)."""
+        return KeyLimits.from_payload(self.get_data_api(RATE_LIMIT_PATH))
 
     def historical_days(
         self, market: str, instrument: str, *, limit: int, to_ts: int

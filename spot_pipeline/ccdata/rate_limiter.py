@@ -7,6 +7,9 @@ loaded machine the time between those can stretch. So a call may start only once
 provider saw that earlier request before answering it, and sees this one after it is sent, so the
 two are always more than a window apart at the provider, however late threads wake up or how slow
 the network is. The margin is by design, not by timing luck.
+
+The same limiter guards the key's longer windows (a minute, an hour) without spacing the calls, so a
+run may use what is left of the minute at once, then waits for the window to pass.
 """
 
 import math
@@ -17,8 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-# A little longer than one second, for the provider's clock granularity.
-WINDOW_SECONDS = 1.01
+# Windows are counted a hundredth longer than they are, for the provider's clock granularity.
+WINDOW_MARGIN = 1.01
+WINDOW_SECONDS = 1.0 * WINDOW_MARGIN
 # How often a call waiting for an earlier call's answer looks again (pauses included).
 _WAIT_POLL_SECONDS = 0.05
 
@@ -30,36 +34,45 @@ class _Call:
 
 
 class RateLimiter:
-    """At most `calls_per_second` calls in any one-second window at the provider, across all threads.
+    """At most `calls` calls in any window of `window_seconds` (default one second) at the provider,
+    across all threads.
 
-    Calls get evenly spaced start slots (first come, first served), so a busy pool never bursts, and
-    each also waits for the answer of the call `calls_per_second` places earlier (see the module
-    docstring). `pause(seconds)` pushes back every thread's next call, including calls that already
-    reserved a slot and are waiting for it.
+    With `spaced` (the default) calls get evenly spaced start slots (first come, first served), so a
+    busy pool never bursts; every call also waits for the answer of the call `calls` places earlier
+    (see the module docstring). `already_used` calls count as answered just now, for a window the key
+    has partly spent elsewhere. `pause(seconds)` pushes back every thread's next call, including calls
+    that already reserved a slot and are waiting for it.
     """
 
     def __init__(
         self,
-        calls_per_second: float,
+        calls: float,
+        window_seconds: float = 1.0,
         *,
+        spaced: bool = True,
+        already_used: int = 0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not calls_per_second > 0:
-            raise ValueError(f"calls_per_second must be positive, got {calls_per_second}")
-        self._calls_per_second = calls_per_second
-        self._interval = WINDOW_SECONDS / calls_per_second
+        if not calls > 0:
+            raise ValueError(f"the calls allowed per window must be positive, got {calls}")
+        self._calls_per_second = calls / window_seconds
+        self._window = window_seconds * WINDOW_MARGIN
+        self._interval = self._window / calls if spaced else 0.0
         self._clock = clock
         self._sleep = sleep
         self._condition = threading.Condition()
-        self._calls_per_window = max(1, math.floor(calls_per_second))
+        self._calls_per_window = max(1, math.floor(calls))
         self._recent: deque[_Call] = deque(maxlen=self._calls_per_window)
+        now = clock()
+        for _ in range(min(already_used, self._calls_per_window)):
+            self._recent.append(_Call(started=now, answered=now))
         self._next_slot = -math.inf
         self._paused_until = -math.inf
 
     @property
     def calls_per_second(self) -> float:
-        """The configured limit."""
+        """The limit's average rate."""
         return self._calls_per_second
 
     @property
@@ -99,11 +112,11 @@ class RateLimiter:
                     slot = self._clock()
                     continue
                 now = self._clock()
-                if earlier is None or now >= earlier.answered + WINDOW_SECONDS:
+                if earlier is None or now >= earlier.answered + self._window:
                     record = _Call(started=now)
                     self._recent.append(record)
                     return record
-                slot = earlier.answered + WINDOW_SECONDS
+                slot = earlier.answered + self._window
 
     def _reserve_slot(self) -> float:
         slot = max(self._clock(), self._next_slot, self._paused_until)

@@ -1,7 +1,8 @@
 """How a call reaches CCData: one pooled HTTP session, pacing, retries, counters and redaction.
 
 `Transport` sends GET requests and returns each envelope's `Data` member. It is shared by every
-thread of one client: calls are paced by one `RateLimiter` (a 429 pauses them all), transient
+thread of one client: calls are paced by one `RateLimiter` (a 429 pauses them all), and by the
+key's minute and hour windows once `pace_to` has been given the key's own limits; transient
 failures (429, 5xx, timeouts, connection errors, unparseable bodies) are retried with exponential
 backoff and jitter, `Retry-After` honoured, and everything else becomes a typed `CCDataError`. The
 API key travels only in the `authorization` header and is redacted from every provider message, so it
@@ -15,7 +16,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import astuple, dataclass
 from enum import Enum
 from typing import Any
@@ -26,6 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from spot_pipeline.ccdata import errors
+from spot_pipeline.ccdata.key_limits import KeyLimits
 from spot_pipeline.ccdata.rate_limiter import RateLimiter
 from spot_pipeline.ccdata.vocabulary import (
     AUTH_FAILURE_STATUSES,
@@ -86,6 +89,7 @@ class Transport:
         self._settings = settings
         self._api_key = _resolve(settings.api_key)
         self._limiter = RateLimiter(settings.calls_per_second)
+        self._window_limiters: list[RateLimiter] = []
         self._session = self._new_session()
         self._stats_lock = threading.Lock()
         self._stats = ClientStats()
@@ -101,6 +105,25 @@ class Transport:
 
     def close(self) -> None:
         self._session.close()
+
+    @property
+    def calls_per_second(self) -> float:
+        """The pace of the second window now in force."""
+        return self._limiter.calls_per_second
+
+    def pace_to(self, limits: KeyLimits) -> None:
+        """Pace every later call by the key's own limits: its second (never above the configured
+        rate), and what is left of its minute and hour. Call it before the calls start, not during."""
+        second = limits.windows.get("SECOND")
+        # At least the call that read the limits was answered within this second.
+        self._limiter = RateLimiter(
+            limits.calls_per_second(self._settings.calls_per_second),
+            already_used=max(1, second.used if second else 0),
+        )
+        self._window_limiters = [
+            RateLimiter(window.maximum, window.seconds, spaced=False, already_used=window.used)
+            for window in limits.pacing_windows()
+        ]
 
     def get(self, api: Api, path: str, params: Mapping[str, Any]) -> Any:
         """The `Data` member of one GET, after retries; raises a CCDataError otherwise."""
@@ -129,7 +152,7 @@ class Transport:
             self._stats = dataclasses.replace(self._stats, **{counter: getattr(self._stats, counter) + 1})
 
     def _attempt(self, call: _Call) -> Any:
-        with self._limiter.call():
+        with self._paced():
             self._count("requests")
             response = self._send(call)
         status = response.status_code
@@ -149,6 +172,15 @@ class Transport:
         if call.api is Api.MIN:
             return self._unwrap_min_api(call, payload)
         return self._unwrap_data_api(call, payload)
+
+    @contextmanager
+    def _paced(self) -> Iterator[None]:
+        """A turn in every window: the key's minute and hour first, so a call waiting for those
+        holds no slot of the second's pace."""
+        with ExitStack() as turns:
+            for limiter in (*self._window_limiters, self._limiter):
+                turns.enter_context(limiter.call())
+            yield
 
     def _send(self, call: _Call) -> requests.Response:
         url = self._url(call)

@@ -15,6 +15,7 @@ from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.metadata import markdown_table
 from spot_pipeline.ohlcv import queries
+from spot_pipeline.ohlcv.budget import ApiBudget, plan_run
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.checks import MAX_CLOSE_DEVIATION, WINDOW_CHECK_SPECS, window_check_results
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
@@ -24,7 +25,9 @@ from spot_pipeline.timeutils import day_start, utc_now, utc_today
 GROUP = "ohlcv"
 
 
-class OhlcvConfig(dg.Config):
+class CandleRunConfig(dg.Config):
+    """What every candle-writing run accepts: the daily partition, a backfill, a repair."""
+
     write_batch_rows: int = Field(
         default=DEFAULT_BATCH_ROWS,
         ge=100,
@@ -37,6 +40,11 @@ class OhlcvConfig(dg.Config):
         le=10,
         description="Share of the median close of the other exchanges quoting the same instrument beyond "
         "which a close is reported as an outlier (warning check close_near_other_exchanges).",
+    )
+    ignore_api_budget: bool = Field(
+        default=False,
+        description="Start even when the API key's calls left today or this month cannot cover the run "
+        "(it will then meet the provider's 429s once they are spent).",
     )
 
 
@@ -52,7 +60,10 @@ class OhlcvConfig(dg.Config):
     check_specs=WINDOW_CHECK_SPECS,
 )
 def cc_ohlcv_spot_1d_raw(
-    context: dg.AssetExecutionContext, config: OhlcvConfig, ccdata: CCDataClient, market_db: MarketDatabase
+    context: dg.AssetExecutionContext,
+    config: CandleRunConfig,
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
 ) -> dg.MaterializeResult:
     """Daily spot candles (UTC days) of every pair in `spot_universe`, upserted into
     `market.cc_ohlcv_spot_1d_raw` on (datetime, exchange, symbol_unmapped).
@@ -60,12 +71,11 @@ def cc_ohlcv_spot_1d_raw(
     A run covers its partition range with one request per pair per 5000 days, fetched concurrently
     under the client's rate limit. Only closed days are stored; trade timestamps are UTC DATETIME.
     Each pair is written whole or not at all; pairs that fail are named and the run fails after the
-    others are stored, so re-running the partition fills the gap.
+    others are stored, so re-running the partition fills the gap. Before fetching, the run paces
+    itself by the API key's own limits and refuses to start when the key's day or month cannot cover it.
     """
     window = _run_window(context)
-    outcome = ingest_and_check(
-        context.log, ccdata, market_db, window, config.write_batch_rows, _universe, config.max_close_deviation
-    )
+    outcome = ingest_and_check(context.log, ccdata, market_db, window, config, _universe)
     return dg.MaterializeResult(metadata=outcome.metadata, check_results=outcome.check_results)
 
 
@@ -82,13 +92,12 @@ def ingest_and_check(
     ccdata: CCDataClient,
     market_db: MarketDatabase,
     window: DayWindow,
-    batch_rows: int,
+    config: CandleRunConfig,
     choose_pairs: Callable[[sa.Connection], list[Pair]],
-    max_close_deviation: float = MAX_CLOSE_DEVIATION,
 ) -> WindowOutcome:
     """Under the candle table's write lock: make sure the table can be written, choose the pairs,
-    fetch and write them, then describe and check the window. Pairs that fail are named in a
-    failure raised after the others are stored; a refused API key stops everything at once."""
+    check the API budget, fetch and write them, then describe and check the window. Pairs that fail
+    are named in a failure raised after the others are stored; a refused API key stops everything."""
     started, stats_before = time.monotonic(), ccdata.stats
     first, end = day_start(window.start), day_start(window.end)
     with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw):
@@ -96,17 +105,18 @@ def ingest_and_check(
             _require_writable_table(connection, market_db.schema_name)
             pairs = choose_pairs(connection)
             rows_before = queries.count_candles(connection, first, end)
-        log.info(f"Fetching {len(pairs)} pairs for {window}")
+        budget = _start_budget(ccdata, len(pairs), window, log, config.ignore_api_budget)
         try:
-            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), batch_rows)
+            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
         except CCDataAuthError as error:
             raise dg.Failure(description=f"the run stopped at the first refused request: {error}") from None
         with market_db.connect() as connection:
             rows_inserted = queries.count_candles(connection, first, end) - rows_before
             metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)
+            metadata.update(budget.metadata())
             preview = queries.latest_candles(connection, first, end)
             metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
-            check_results = window_check_results(connection, window, max_close_deviation)
+            check_results = window_check_results(connection, window, config.max_close_deviation)
     if summary.failed:
         metadata["failed_pairs"] = markdown_table(
             [{"pair": str(pair), "error": reason} for pair, reason in sorted(summary.failed.items())][:20],
@@ -114,6 +124,20 @@ def ingest_and_check(
         )
         raise dg.Failure(description=summary.failure_report(), metadata=metadata)
     return WindowOutcome(metadata, check_results)
+
+
+def _start_budget(
+    ccdata: CCDataClient, pairs: int, window: DayWindow, log: dg.DagsterLogManager, ignore: bool
+) -> ApiBudget:
+    """Pace the client by the key's limits and log the estimate; refuse a run the key cannot cover."""
+    budget = plan_run(ccdata, pairs, window, log)
+    log.info(f"Fetching {budget.describe()}")
+    refusal = budget.refusal()
+    if refusal and not ignore:
+        raise dg.Failure(description=f"Not started: {refusal}", metadata=budget.metadata())
+    if refusal:
+        log.warning(f"Starting anyway (ignore_api_budget): {refusal}")
+    return budget
 
 
 def _universe(connection: sa.Connection) -> list[Pair]:

@@ -18,13 +18,12 @@ from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv import queries
-from spot_pipeline.ohlcv.assets import ingest_and_check
+from spot_pipeline.ohlcv.assets import CandleRunConfig, ingest_and_check
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
-from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS
 from spot_pipeline.timeutils import utc_today
 
 
-class RepairConfig(dg.Config):
+class RepairConfig(CandleRunConfig):
     instruments: list[str] = Field(
         default=[],
         description="Exchange instruments to re-ingest, as market:INSTRUMENT with the data-api market key "
@@ -37,9 +36,6 @@ class RepairConfig(dg.Config):
     )
     first_day: str = Field(description="First UTC day to re-ingest (YYYY-MM-DD).")
     last_day: str = Field(description="Last UTC day to re-ingest (YYYY-MM-DD); today's is never stored.")
-    write_batch_rows: int = Field(
-        default=DEFAULT_BATCH_ROWS, ge=100, le=500_000, description="Rows per write transaction."
-    )
 
     @field_validator("instruments")
     @classmethod
@@ -95,7 +91,7 @@ def repair_pairs(
         context.log.info("Repairing " + ", ".join(map(str, pairs)))
         return pairs
 
-    outcome = ingest_and_check(context.log, ccdata, market_db, window, config.write_batch_rows, named_pairs)
+    outcome = ingest_and_check(context.log, ccdata, market_db, window, config, named_pairs)
     failed = [result for result in outcome.check_results if not result.passed]
     failed_names = sorted(result.check_name for result in failed)
     context.add_output_metadata({**outcome.metadata, "failed_checks": dg.MetadataValue.json(failed_names)})

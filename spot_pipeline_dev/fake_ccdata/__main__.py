@@ -19,9 +19,22 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-port", type=int, default=8766, help="min-api port (0 = any free port)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every answer")
     parser.add_argument(
-        "--rate-limit", type=float, default=None, help="answer 429 beyond this many requests per second"
+        "--key-limit",
+        action="append",
+        default=[],
+        type=_window_limit,
+        metavar="WINDOW=N",
+        help="answer 429 beyond N requests per window (second, minute, hour, day, month); repeatable, "
+        "e.g. --key-limit second=5 --key-limit minute=60",
     )
     return parser.parse_args(argv)
+
+
+def _window_limit(text: str) -> tuple[str, int]:
+    window, _, limit = text.partition("=")
+    if not limit.isdigit():
+        raise argparse.ArgumentTypeError(f"expected WINDOW=N such as minute=60, got {text!r}")
+    return window.strip().lower(), int(limit)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -29,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     server = FakeCCDataServer(host=arguments.host, data_port=arguments.data_port, min_port=arguments.min_port)
     server.latency_seconds = arguments.latency
-    server.rate_limit_per_second = arguments.rate_limit
+    server.limit_key(**dict(arguments.key_limit))
     stop_requested = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stop_requested.set())

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from spot_pipeline.ccdata.key_limits import WINDOW_SECONDS
 from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES, MAX_CANDLES_PER_CALL
 from spot_pipeline.timeutils import day_start, epoch_seconds, utc_from_epoch
 from spot_pipeline_dev.fake_ccdata.dataset import FakeDataset
@@ -175,20 +176,16 @@ def top_list(dataset: FakeDataset, query: Mapping[str, str], now: float) -> dict
     }
 
 
-def rate_limit_status(arrivals: list[float], now: float, per_second: float | None) -> dict[str, Any]:
-    """The key's use and limits per window, counted from the requests' arrival times (monotonic)."""
-    windows = {"SECOND": 1, "MINUTE": 60, "HOUR": 3_600, "DAY": 86_400, "MONTH": 30 * 86_400}
-    # The call itself counts against the limit, like on the real API.
-    used = {
-        name: 1 + sum(1 for arrival in arrivals if now - arrival < span) for name, span in windows.items()
-    }
-    maximum = {
-        "SECOND": int(per_second or 100),
-        "MINUTE": 6_000,
-        "HOUR": 300_000,
-        "DAY": 5_000_000,
-        "MONTH": 50_000_000,
-    }
+# What the fake reports for a window it does not limit: the paid key of samples/admin_v2_rate_limit.
+PAID_KEY_LIMITS = {"SECOND": 100, "MINUTE": 6_000, "HOUR": 300_000, "DAY": 5_000_000, "MONTH": 50_000_000}
+
+
+def rate_limit_status(accepted: list[float], now: float, limits: Mapping[str, int]) -> dict[str, Any]:
+    """The key's use and limits per window, counted from the accepted requests' arrival times
+    (monotonic; the call being answered is among them, as it counts against the limit)."""
+    windows = WINDOW_SECONDS
+    used = {name: sum(1 for arrival in accepted if now - arrival < span) for name, span in windows.items()}
+    maximum = {**PAID_KEY_LIMITS, **limits}
     return {
         "TYPE": "3000",
         "API_KEY": {

@@ -5,6 +5,7 @@ wrong base URL gets a 404 like it would in production. Payloads follow the real 
 names, including the min-api habit of sending numbers as strings.
 """
 
+import bisect
 import contextlib
 import json
 import math
@@ -12,7 +13,6 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.key_limits import WINDOW_SECONDS
 from spot_pipeline.ccdata.vocabulary import (
     EXCHANGES_GENERAL_PATH,
     HISTORICAL_DAYS_PATH,
@@ -122,7 +123,7 @@ class FakeCCDataServer:
 
     Serve a `FakeDataset` (the default one unless given), optionally require `authorization: Apikey
     <api_key>`, and misbehave on demand: `fail_next`, `malformed_next`, `slow_next`,
-    `drop_connection_next`, `latency_seconds` and `rate_limit_per_second` can all change while it runs.
+    `drop_connection_next`, `latency_seconds` and `limit_key` can all change while it runs.
     `now` is the clock that decides which UTC day is the current (incomplete) one.
     """
 
@@ -140,13 +141,13 @@ class FakeCCDataServer:
         self.api_key = api_key
         self.now = now
         self.latency_seconds = 0.0
-        self.rate_limit_per_second: float | None = None
+        self.key_limits: dict[str, int] = {}
         self._host = host
         self._ports: dict[ApiName, int] = {"data": data_port, "min": min_port}
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
-        self._accepted_times: deque[float] = deque()
+        self._accepted_times: list[float] = []
         self._over_limit_requests = 0
         self._request_number = 0
         self._connections: set[socket.socket] = set()
@@ -244,6 +245,16 @@ class FakeCCDataServer:
         """Close the connection without answering the next `count` requests."""
         self._add_fault(_Fault("drop", count, path))
 
+    def limit_key(self, **per_window: int) -> None:
+        """Answer 429 beyond these requests per window, e.g. `limit_key(second=5, minute=60, hour=600)`
+        (windows: second, minute, hour, day, month); `/admin/v2/rate/limit` reports them. No argument
+        lifts every limit."""
+        unknown = sorted(name for name in per_window if name.upper() not in WINDOW_SECONDS)
+        if unknown:
+            raise ValueError(f"unknown windows {unknown}: use {', '.join(WINDOW_SECONDS).lower()}")
+        with self._lock:
+            self.key_limits = {name.upper(): limit for name, limit in per_window.items()}
+
     def _add_fault(self, fault: _Fault) -> None:
         if fault.remaining < 1:
             raise ValueError(f"count must be at least 1, got {fault.remaining}")
@@ -270,7 +281,7 @@ class FakeCCDataServer:
 
     @property
     def over_limit_requests(self) -> int:
-        """Requests refused with 429 because of `rate_limit_per_second`."""
+        """Requests refused with 429 because of `limit_key`."""
         with self._lock:
             return self._over_limit_requests
 
@@ -279,9 +290,10 @@ class FakeCCDataServer:
         return sum(1 for request in self.requests if path in (None, request.path))
 
     def reset_log(self) -> None:
-        """Forget the request log and the over-limit counter."""
+        """Forget the request log, the over-limit counter and the key's use (as if the key were new)."""
         with self._lock:
             self._log.clear()
+            self._accepted_times.clear()
             self._over_limit_requests = 0
 
     def max_requests_in_any_second(self) -> int:
@@ -370,19 +382,18 @@ class FakeCCDataServer:
             )
 
     def _check_rate_limit(self) -> None:
-        limit = self.rate_limit_per_second
-        if limit is None:
-            return
+        """Refuse a request that would exceed any window's limit; count the accepted ones."""
         with self._lock:
             now = time.monotonic()
-            window = self._accepted_times
-            while window and window[0] <= now - _RATE_WINDOW_SECONDS:
-                window.popleft()
-            if len(window) >= limit:
-                self._over_limit_requests += 1
-                retry_after = max(1, math.ceil(window[0] + _RATE_WINDOW_SECONDS - now))
-                raise ApiError(429, _FAILURE_MESSAGES[429], retry_after=retry_after)
-            window.append(now)
+            for name, limit in self.key_limits.items():
+                span = WINDOW_SECONDS[name]
+                first_in_window = bisect.bisect_right(self._accepted_times, now - span)
+                if len(self._accepted_times) - first_in_window >= limit:
+                    self._over_limit_requests += 1
+                    oldest = self._accepted_times[first_in_window] if limit else now
+                    retry_after = max(1, math.ceil(oldest + span - now))
+                    raise ApiError(429, _FAILURE_MESSAGES[429], retry_after=retry_after)
+            self._accepted_times.append(now)
 
     def _route(self, api: ApiName, path: str, query: dict[str, str], request_number: int) -> Any:
         if api == "min":
@@ -397,8 +408,8 @@ class FakeCCDataServer:
             return endpoints.top_list(self.dataset, query, self.now())
         if path == RATE_LIMIT_PATH:
             with self._lock:
-                arrivals = [request.monotonic for request in self._log]
-            return endpoints.rate_limit_status(arrivals, time.monotonic(), self.rate_limit_per_second)
+                accepted, limits = list(self._accepted_times), dict(self.key_limits)
+            return endpoints.rate_limit_status(accepted, time.monotonic(), limits)
         raise ApiError(404, f"Path {path} does not exist on the data-api.")
 
 
