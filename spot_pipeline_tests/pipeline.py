@@ -18,12 +18,16 @@ REFERENCE_ASSETS = [cc_exchanges_general, cc_instruments_spot, asset_top_list]
 
 
 def materialize_reference_and_universe(
-    ccdata: CCDataClient, market_db: MarketDatabase, **universe_config: Any
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
+    instance: dg.DagsterInstance | None = None,
+    **universe_config: Any,
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*REFERENCE_ASSETS, spot_universe],
         resources={"ccdata": ccdata, "market_db": market_db},
         run_config=dg.RunConfig({"spot_universe": UniverseConfig(**universe_config)}),
+        instance=instance,
     )
 
 

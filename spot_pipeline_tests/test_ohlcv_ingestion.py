@@ -232,7 +232,7 @@ def test_two_instruments_with_one_symbol_in_one_batch_never_overwrite_each_other
         return PairResult(pair, [{**row, "symbol": "LUNA-USD", "close": close, "collected_at": day}])
 
     summary = IngestionSummary()
-    writer = CandleWriter(market_db, summary, batch_rows=10)
+    writer = CandleWriter(market_db, summary, batch_rows=10, window=DayWindow(YESTERDAY, utc_today()))
     writer.add(result(first, 1.0))
     writer.add(result(second, 2.0))
     writer.flush()

@@ -222,3 +222,18 @@ spot_universe = sa.Table(
     sa.PrimaryKeyConstraint("exchange", "exchange_instrument_id"),
     **MYSQL_TABLE_OPTIONS,
 )
+
+# Per exchange instrument: which days the candle table holds, and from which day on a run has
+# fetched it (a pair has its history once that is the first partition day).
+ohlcv_pair_coverage = sa.Table(
+    "ohlcv_pair_coverage",
+    metadata,
+    _text("exchange", nullable=False, comment="data-api market key (lowercase)"),
+    _text("symbol_unmapped", nullable=False, comment="the exchange's own instrument id"),
+    sa.Column("first_day", UtcDateTime, comment="first stored candle (NULL: none stored)"),
+    sa.Column("last_day", UtcDateTime, comment="last stored candle (NULL: none stored)"),
+    sa.Column("fetched_from", UtcDateTime, nullable=False, comment="earliest day a run fetched"),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("exchange", "symbol_unmapped"),
+    **MYSQL_TABLE_OPTIONS,
+)

@@ -18,8 +18,9 @@ from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.budget import ApiBudget, plan_run
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.checks import MAX_CLOSE_DEVIATION, WINDOW_CHECK_SPECS, window_check_results
+from spot_pipeline.ohlcv.coverage import coverage_metadata
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
-from spot_pipeline.ohlcv.partitions import daily_partitions
+from spot_pipeline.ohlcv.partitions import HISTORY_START, daily_partitions
 from spot_pipeline.timeutils import day_start, utc_now, utc_today
 
 GROUP = "ohlcv"
@@ -114,6 +115,7 @@ def ingest_and_check(
             rows_inserted = queries.count_candles(connection, first, end) - rows_before
             metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)
             metadata.update(budget.metadata())
+            metadata.update(coverage_metadata(connection, HISTORY_START))
             preview = queries.latest_candles(connection, first, end)
             metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
             check_results = window_check_results(connection, window, config.max_close_deviation)

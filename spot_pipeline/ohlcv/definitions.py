@@ -8,13 +8,15 @@ from spot_pipeline.ohlcv.schedules import (
     ohlcv_daily_job,
     ohlcv_daily_schedule,
     ohlcv_freshness_sensor,
+    ohlcv_pair_history_job,
+    ohlcv_pair_history_sensor,
     repair_ohlcv_pairs_job,
 )
 
 defs = dg.Definitions(
     assets=[cc_ohlcv_spot_1d_raw],
     asset_checks=ohlcv_freshness_checks,
-    jobs=[ohlcv_daily_job, repair_ohlcv_pairs_job],
+    jobs=[ohlcv_daily_job, repair_ohlcv_pairs_job, ohlcv_pair_history_job],
     schedules=[ohlcv_daily_schedule],
-    sensors=[ohlcv_freshness_sensor],
+    sensors=[ohlcv_freshness_sensor, ohlcv_pair_history_sensor],
 )

@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
+from spot_pipeline.ohlcv.coverage import FetchedPair, record_fetched
 from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
 from spot_pipeline.ohlcv.queries import SymbolHeldByAnotherInstrument, write_candles
-from spot_pipeline.timeutils import utc_today
+from spot_pipeline.timeutils import day_start, utc_now, utc_today
 
 DEFAULT_BATCH_ROWS = 20_000
 WRITE_CONFLICTS = (sa.exc.IntegrityError, SymbolHeldByAnotherInstrument)
@@ -34,32 +35,36 @@ class IngestionSummary:
 
 
 class CandleWriter:
-    """Writes complete pairs in transactions of about `batch_rows` rows.
+    """Writes complete pairs in transactions of about `batch_rows` rows, with their coverage.
 
-    A pair's rows always go into a single transaction, so a pair is stored whole or not at all. If a
-    batch hits a constraint conflict, its pairs are retried one by one so that only the offending
-    pair fails.
+    A pair's rows always go into a single transaction, together with what the run fetched of it
+    (`ohlcv_pair_coverage`), so a pair is stored whole or not at all. A pair the API had no candle
+    for is recorded as fetched too. If a batch hits a constraint conflict, its pairs are retried one
+    by one so that only the offending pair fails.
     """
 
-    def __init__(self, market_db: MarketDatabase, summary: IngestionSummary, batch_rows: int) -> None:
+    def __init__(
+        self, market_db: MarketDatabase, summary: IngestionSummary, batch_rows: int, window: DayWindow
+    ) -> None:
         self._market_db = market_db
         self._summary = summary
         self._batch_rows = batch_rows
+        self._fetched_from = day_start(window.start)
         self._buffer: list[PairResult] = []
         self._buffered_rows = 0
 
     def add(self, result: PairResult) -> None:
         if result.error is not None:
             self._summary.failed[result.pair] = result.error
-        elif not result.rows:
+            return
+        if not result.rows:
             self._summary.pairs_empty += 1
             if result.not_found:
                 self._summary.not_found.append(result.pair)
-        else:
-            self._buffer.append(result)
-            self._buffered_rows += len(result.rows)
-            if self._buffered_rows >= self._batch_rows:
-                self.flush()
+        self._buffer.append(result)
+        self._buffered_rows += len(result.rows)
+        if self._buffered_rows >= self._batch_rows:
+            self.flush()
 
     def flush(self) -> None:
         batch, self._buffer, self._buffered_rows = self._buffer, [], 0
@@ -74,8 +79,13 @@ class CandleWriter:
     def _write(self, batch: list[PairResult]) -> None:
         with self._market_db.begin() as connection:
             write_candles(connection, [row for result in batch for row in result.rows])
-        self._summary.pairs_ok += len(batch)
+            record_fetched(connection, [self._fetched(result) for result in batch], utc_now())
+        self._summary.pairs_ok += sum(1 for result in batch if result.rows)
         self._summary.rows_written += sum(len(result.rows) for result in batch)
+
+    def _fetched(self, result: PairResult) -> FetchedPair:
+        days = [result.rows[0]["datetime"], result.rows[-1]["datetime"]] if result.rows else [None, None]
+        return FetchedPair(result.pair, self._fetched_from, *days)
 
     def _write_alone(self, result: PairResult) -> None:
         try:
@@ -100,7 +110,7 @@ def ingest_window(
     """
     window = window.before(utc_today())
     summary = IngestionSummary()
-    writer = CandleWriter(market_db, summary, batch_rows)
+    writer = CandleWriter(market_db, summary, batch_rows, window)
     for result in fetch_pairs(client, pairs, window, collected_at):
         writer.add(result)
     writer.flush()

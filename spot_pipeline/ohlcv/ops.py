@@ -1,4 +1,5 @@
-"""The step of `repair_ohlcv_pairs_job`: re-ingest chosen pairs over chosen days.
+"""The steps of the jobs that ingest chosen pairs: `repair_ohlcv_pairs_job` (named pairs over
+chosen days) and `ohlcv_pair_history_job` (the whole history of pairs that joined the universe).
 
 The daily run ingests every universe pair for its days; a repair ingests just the named pairs, in
 or out of the universe, for a day range, through the same writer (all or nothing per pair, keyed on
@@ -17,9 +18,10 @@ from pydantic import Field, field_validator, model_validator
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.ohlcv import queries
-from spot_pipeline.ohlcv.assets import CandleRunConfig, ingest_and_check
+from spot_pipeline.ohlcv import coverage, queries
+from spot_pipeline.ohlcv.assets import CandleRunConfig, WindowOutcome, ingest_and_check
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
+from spot_pipeline.ohlcv.partitions import HISTORY_START
 from spot_pipeline.timeutils import utc_today
 
 
@@ -92,6 +94,34 @@ def repair_pairs(
         return pairs
 
     outcome = ingest_and_check(context.log, ccdata, market_db, window, config, named_pairs)
+    _report(context, outcome)
+
+
+@dg.op(pool=OHLCV_WRITE_POOL)
+def fetch_missing_history(
+    context: dg.OpExecutionContext, config: CandleRunConfig, ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    """Fetch the whole history, from OHLCV_START_DATE (the provider starts at the instrument's first
+    trade), of the universe pairs no run has fetched from there: pairs that joined the universe
+    after the backfill. About one request per pair; no other pair is fetched again."""
+    window = DayWindow(HISTORY_START.date(), utc_today())
+
+    def lacking_history(connection: sa.Connection) -> list[Pair]:
+        pairs = coverage.pairs_lacking_history(connection, HISTORY_START)
+        context.log.info(f"{len(pairs)} universe pair(s) lack their history: " + ", ".join(map(str, pairs)))
+        return pairs
+
+    with market_db.connect() as connection:
+        if not coverage.pairs_lacking_history(connection, HISTORY_START):
+            context.log.info("Every universe pair has its history: nothing to fetch")
+            context.add_output_metadata(coverage.coverage_metadata(connection, HISTORY_START))
+            return
+    outcome = ingest_and_check(context.log, ccdata, market_db, window, config, lacking_history)
+    _report(context, outcome)
+
+
+def _report(context: dg.OpExecutionContext, outcome: WindowOutcome) -> None:
+    """The run's metadata and its failed checks; a failed ERROR-severity check fails the step."""
     failed = [result for result in outcome.check_results if not result.passed]
     failed_names = sorted(result.check_name for result in failed)
     context.add_output_metadata({**outcome.metadata, "failed_checks": dg.MetadataValue.json(failed_names)})

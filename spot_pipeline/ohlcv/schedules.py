@@ -1,15 +1,19 @@
-"""The daily candle job, its schedule (yesterday plus recent revisions), the freshness sensor, and
-the pair repair job (launched by hand)."""
+"""The daily candle job, its schedule (yesterday plus recent revisions), the freshness sensor, the
+pair repair job (launched by hand), and the history job with the sensor that launches it when
+pairs join the universe."""
 
 import datetime as dt
 import os
 
 import dagster as dg
 
+from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.db.schema import spot_universe
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
-from spot_pipeline.ohlcv.ops import repair_pairs
-from spot_pipeline.ohlcv.partitions import daily_partitions
+from spot_pipeline.ohlcv.coverage import pairs_lacking_history
+from spot_pipeline.ohlcv.ops import fetch_missing_history, repair_pairs
+from spot_pipeline.ohlcv.partitions import HISTORY_START, daily_partitions
 from spot_pipeline.settings import read_setting
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -59,3 +63,29 @@ ohlcv_freshness_sensor = dg.build_sensor_for_freshness_checks(
 )
 def repair_ohlcv_pairs_job() -> None:
     repair_pairs()
+
+
+@dg.job(
+    description="Fetch the whole history (from OHLCV_START_DATE) of the universe pairs that lack it, "
+    "about one request per pair, under the same write lock, pool and checks as the daily run. "
+    "Launched by ohlcv_pair_history_sensor after a universe refresh; safe to launch by hand."
+)
+def ohlcv_pair_history_job() -> None:
+    fetch_missing_history()
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey(spot_universe.name),
+    job=ohlcv_pair_history_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def ohlcv_pair_history_sensor(
+    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, market_db: MarketDatabase
+) -> dg.RunRequest | dg.SkipReason:
+    """After each universe refresh, one run of ohlcv_pair_history_job when pairs lack their history
+    (pairs that joined the universe; on a new installation, every pair: the first backfill)."""
+    with market_db.connect() as connection:
+        lacking = pairs_lacking_history(connection, HISTORY_START)
+    if not lacking:
+        return dg.SkipReason("every universe pair has its history")
+    return dg.RunRequest(run_key=f"history-after-universe-run-{asset_event.run_id}")
