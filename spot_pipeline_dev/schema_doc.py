@@ -9,25 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from spot_pipeline.db.schema import metadata
-
-TYPE_NAMES: dict[type[sa.types.TypeEngine], str] = {
-    sa.BigInteger: "BIGINT",
-    sa.Integer: "INT",
-    sa.Float: "DOUBLE",
-    sa.DateTime: "DATETIME",
-    sa.Boolean: "BOOLEAN",
-    sa.Text: "TEXT",
-    sa.JSON: "JSON",
-}
-
-
-def type_name(column_type: sa.types.TypeEngine) -> str:
-    if isinstance(column_type, sa.String) and not isinstance(column_type, sa.Text):
-        return f"VARCHAR({column_type.length})"
-    for python_type, name in TYPE_NAMES.items():
-        if type(column_type) is python_type:
-            return name
-    raise TypeError(f"no documented name for column type {column_type!r}: add it to TYPE_NAMES")
+from spot_pipeline.metadata import type_name
 
 
 def _nullable(column: sa.Column) -> str:

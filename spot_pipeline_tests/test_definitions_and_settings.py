@@ -52,6 +52,34 @@ def test_definitions_expose_the_assets_jobs_and_schedules() -> None:
     assert definitions.resolve_schedule_def("deduplicate_ohlcv_schedule")
 
 
+def test_the_ui_describes_every_job_schedule_and_sensor_and_names_every_assets_owner() -> None:
+    from spot_pipeline.definitions import defs
+
+    repository = defs().get_repository_def()
+    jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__")]
+    automations = [*repository.schedule_defs, *repository.sensor_defs]
+    assert len(jobs) == 6 and len(automations) == 5
+    assert all(item.description for item in [*jobs, *automations])
+    assert all(job.owners and {"team", "layer", "source"} <= set(job.tags) for job in jobs)
+    for spec in defs().resolve_all_asset_specs():
+        assert spec.owners and {"team", "layer", "source"} <= set(spec.tags), spec.key
+        columns = spec.metadata["dagster/column_schema"].columns
+        assert columns and all(column.type != "" for column in columns), spec.key
+    candles = next(
+        spec for spec in defs().resolve_all_asset_specs() if spec.key.path == ["cc_ohlcv_spot_1d_raw"]
+    )
+    assert candles.freshness_policy.deadline_cron == "0 3 * * *"
+
+
+def test_loading_the_code_location_prints_no_warning() -> None:
+    """Beta parameters used knowingly are silenced in the project, and no superseded API is used."""
+    code = "import spot_pipeline.definitions as d; d.defs()"
+    completed = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "Warning" not in completed.stderr, completed.stderr
+
+
 def test_the_jobs_that_ingestion_errors_send_users_to_exist() -> None:
     from spot_pipeline.definitions import defs
 

@@ -544,3 +544,24 @@ def test_a_frozen_close_is_reported(universe: list[Pair], market_db: MarketDatab
             connection, day - dt.timedelta(days=9), day + dt.timedelta(days=1), 5
         )
     assert frozen == 1 and sample[0]["symbol_unmapped"] == frozen_pair.exchange_instrument_id
+
+
+def test_a_ranged_run_shows_each_days_own_figures_on_its_partition(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    first = YESTERDAY - dt.timedelta(days=2)
+    result = materialize_candles(ccdata, market_db, first, YESTERDAY)
+    assert result.success
+    by_partition = {
+        event.partition: {key: value.value for key, value in event.metadata.items()}
+        for event in result.asset_materializations_for_node("cc_ohlcv_spot_1d_raw")
+    }
+    days = [first + dt.timedelta(days=n) for n in range(3)]
+    assert sorted(by_partition) == [day.isoformat() for day in days]
+    per_day = Counter(key[2].date() for key in stored(market_db))
+    for day in days:
+        figures = by_partition[day.isoformat()]
+        assert figures["dagster/row_count"] == per_day[day] < sum(per_day.values())
+        assert day.isoformat() in figures["preview"] and figures["window"] == str(
+            DayWindow(first, YESTERDAY + dt.timedelta(days=1))
+        )

@@ -1,5 +1,6 @@
 """`cc_ohlcv_spot_1d_raw`: daily spot candles of every universe pair, one partition per closed UTC day."""
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,17 +14,24 @@ from spot_pipeline.ccdata import CCDataAuthError, CCDataClient, ClientStats
 from spot_pipeline.db import schema
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.metadata import markdown_table
+from spot_pipeline.metadata import OWNERS, column_schema, markdown_table, ownership_tags
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.budget import ApiBudget, plan_run
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
-from spot_pipeline.ohlcv.checks import MAX_CLOSE_DEVIATION, WINDOW_CHECK_SPECS, window_check_results
+from spot_pipeline.ohlcv.checks import (
+    DAILY_FRESHNESS,
+    MAX_CLOSE_DEVIATION,
+    WINDOW_CHECK_SPECS,
+    window_check_results,
+)
 from spot_pipeline.ohlcv.coverage import coverage_metadata
 from spot_pipeline.ohlcv.ingestion import DEFAULT_BATCH_ROWS, IngestionSummary, ingest_window
 from spot_pipeline.ohlcv.partitions import HISTORY_START, daily_partitions
 from spot_pipeline.timeutils import day_start, utc_now, utc_today
 
 GROUP = "ohlcv"
+# Runs up to this many days show a preview of each day's candles on its partition.
+PREVIEW_DAYS = 31
 
 
 class CandleRunConfig(dg.Config):
@@ -59,6 +67,10 @@ class CandleRunConfig(dg.Config):
     pool=OHLCV_WRITE_POOL,
     deps=["spot_universe"],
     check_specs=WINDOW_CHECK_SPECS,
+    freshness_policy=DAILY_FRESHNESS,
+    owners=OWNERS,
+    tags=ownership_tags("raw", "ccdata"),
+    metadata=column_schema(schema.cc_ohlcv_spot_1d_raw),
 )
 def cc_ohlcv_spot_1d_raw(
     context: dg.AssetExecutionContext,
@@ -77,7 +89,24 @@ def cc_ohlcv_spot_1d_raw(
     """
     window = _run_window(context)
     outcome = ingest_and_check(context.log, ccdata, market_db, window, config, _universe)
+    _describe_partitions(context, market_db, window)
     return dg.MaterializeResult(metadata=outcome.metadata, check_results=outcome.check_results)
+
+
+def _describe_partitions(
+    context: dg.AssetExecutionContext, market_db: MarketDatabase, window: DayWindow
+) -> None:
+    """Each day's own figures on its partition, however long the run: its candle count, and for
+    runs of up to a month a preview of its candles (the run's figures describe the whole window)."""
+    with market_db.connect() as connection:
+        counts = queries.candles_per_day(connection, day_start(window.start), day_start(window.end))
+        for key in context.partition_keys:
+            day = dt.date.fromisoformat(key)
+            figures: dict[str, Any] = {"dagster/row_count": counts.get(day, 0)}
+            if window.days <= PREVIEW_DAYS:
+                preview = queries.day_candles(connection, day_start(day))
+                figures["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
+            context.add_asset_metadata(figures, partition_key=key)
 
 
 @dataclass(frozen=True)
@@ -116,8 +145,6 @@ def ingest_and_check(
             metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)
             metadata.update(budget.metadata())
             metadata.update(coverage_metadata(connection, HISTORY_START))
-            preview = queries.latest_candles(connection, first, end)
-            metadata["preview"] = markdown_table(preview, queries.PREVIEW_COLUMNS)
             check_results = window_check_results(connection, window, config.max_close_deviation)
     if summary.failed:
         metadata["failed_pairs"] = markdown_table(
@@ -179,7 +206,6 @@ def _run_metadata(
         "rows_written": summary.rows_written,
         "rows_inserted": rows_inserted,
         "rows_updated": summary.rows_written - rows_inserted,
-        "dagster/row_count": summary.rows_written,
         "api_requests": stats.requests,
         "api_retries": stats.retries,
         "api_rate_limited": stats.rate_limited,

@@ -3,11 +3,9 @@
 import dagster as dg
 
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
-from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
 from spot_pipeline.ohlcv.schedules import (
     ohlcv_daily_job,
     ohlcv_daily_schedule,
-    ohlcv_freshness_sensor,
     ohlcv_pair_history_job,
     ohlcv_pair_history_sensor,
     repair_ohlcv_pairs_job,
@@ -15,8 +13,7 @@ from spot_pipeline.ohlcv.schedules import (
 
 defs = dg.Definitions(
     assets=[cc_ohlcv_spot_1d_raw],
-    asset_checks=ohlcv_freshness_checks,
     jobs=[ohlcv_daily_job, repair_ohlcv_pairs_job, ohlcv_pair_history_job],
     schedules=[ohlcv_daily_schedule],
-    sensors=[ohlcv_freshness_sensor, ohlcv_pair_history_sensor],
+    sensors=[ohlcv_pair_history_sensor],
 )

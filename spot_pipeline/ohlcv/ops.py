@@ -127,4 +127,4 @@ def _report(context: dg.OpExecutionContext, outcome: WindowOutcome) -> None:
     context.add_output_metadata({**outcome.metadata, "failed_checks": dg.MetadataValue.json(failed_names)})
     errors = [result.check_name for result in failed if result.severity == dg.AssetCheckSeverity.ERROR]
     if errors:
-        raise dg.Failure(description=f"the repaired window fails the checks {errors}: see the metadata")
+        raise dg.Failure(description=f"the window fails the checks {errors}: see the metadata")

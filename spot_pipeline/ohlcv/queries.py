@@ -381,12 +381,23 @@ def latest_candles(connection: sa.Connection, start: dt.datetime, end: dt.dateti
     key, and only its rows are read."""
     c = cc_ohlcv_spot_1d_raw.c
     last_day = connection.execute(sa.select(sa.func.max(c.datetime)).where(_in_window(start, end))).scalar()
-    if last_day is None:
-        return []
+    return [] if last_day is None else day_candles(connection, last_day)
+
+
+def day_candles(connection: sa.Connection, day: dt.datetime) -> list[Row]:
+    """A few candles of one day, for a preview (read through the key)."""
+    c = cc_ohlcv_spot_1d_raw.c
     query = (
         sa.select(*(c[name] for name in PREVIEW_COLUMNS))
-        .where(c.datetime == last_day)
+        .where(c.datetime == day)
         .order_by(c.exchange, c.symbol_unmapped)
         .limit(SAMPLE_ROWS)
     )
     return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def candles_per_day(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> dict[dt.date, int]:
+    """How many candles each day of the window holds (days without any are absent)."""
+    day = cc_ohlcv_spot_1d_raw.c.datetime
+    query = sa.select(day, sa.func.count()).where(_in_window(start, end)).group_by(day)
+    return {stored.date(): count for stored, count in connection.execute(query)}

@@ -1,6 +1,5 @@
-"""The daily candle job, its schedule (yesterday plus recent revisions), the freshness sensor, the
-pair repair job (launched by hand), and the history job with the sensor that launches it when
-pairs join the universe."""
+"""The daily candle job and its schedule (yesterday plus recent revisions), the pair repair job
+(launched by hand), and the history job with the sensor that launches it when pairs join the universe."""
 
 import datetime as dt
 import os
@@ -9,8 +8,8 @@ import dagster as dg
 
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import spot_universe
+from spot_pipeline.metadata import OWNERS, ownership_tags
 from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
-from spot_pipeline.ohlcv.checks import ohlcv_freshness_checks
 from spot_pipeline.ohlcv.coverage import pairs_lacking_history
 from spot_pipeline.ohlcv.ops import fetch_missing_history, repair_pairs
 from spot_pipeline.ohlcv.partitions import HISTORY_START, daily_partitions
@@ -18,11 +17,14 @@ from spot_pipeline.settings import read_setting
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+RAW_CANDLE_TAGS = ownership_tags("raw", "ccdata")
 
 ohlcv_daily_job = dg.define_asset_job(
     "ohlcv_daily_job",
     selection=[cc_ohlcv_spot_1d_raw],
     description="Ingest daily candles for a partition or a range of partitions (one run, ranged requests).",
+    owners=OWNERS,
+    tags=RAW_CANDLE_TAGS,
 )
 
 
@@ -37,6 +39,7 @@ def revision_range(yesterday: dt.date, revision_days: int) -> tuple[str, str]:
     cron_schedule="15 0 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="00:15 UTC: yesterday's candles and the OHLCV_REVISION_DAYS days before it, in one run.",
 )
 def ohlcv_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Shortly after 00:00 UTC: yesterday's candles, and the OHLCV_REVISION_DAYS days before it again,
@@ -50,25 +53,24 @@ def ohlcv_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     )
 
 
-ohlcv_freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=ohlcv_freshness_checks, name="ohlcv_freshness_sensor"
-)
-
-
 @dg.job(
+    owners=OWNERS,
+    tags=RAW_CANDLE_TAGS,
     description="Re-ingest chosen pairs (market:INSTRUMENT, or a mapped instrument on every exchange) "
     "over a day range: the fix for a ticker handed over to another instrument, a failed pair or a "
     "provider correction. Same writer, write lock, pool and window checks as the daily run. Config "
-    "on repair_pairs (instruments, mapped_instruments, first_day, last_day)."
+    "on repair_pairs (instruments, mapped_instruments, first_day, last_day).",
 )
 def repair_ohlcv_pairs_job() -> None:
     repair_pairs()
 
 
 @dg.job(
+    owners=OWNERS,
+    tags=RAW_CANDLE_TAGS,
     description="Fetch the whole history (from OHLCV_START_DATE) of the universe pairs that lack it, "
     "about one request per pair, under the same write lock, pool and checks as the daily run. "
-    "Launched by ohlcv_pair_history_sensor after a universe refresh; safe to launch by hand."
+    "Launched by ohlcv_pair_history_sensor after a universe refresh; safe to launch by hand.",
 )
 def ohlcv_pair_history_job() -> None:
     fetch_missing_history()
@@ -78,6 +80,8 @@ def ohlcv_pair_history_job() -> None:
     asset_key=dg.AssetKey(spot_universe.name),
     job=ohlcv_pair_history_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each universe refresh: one run of ohlcv_pair_history_job when universe pairs lack "
+    "their history.",
 )
 def ohlcv_pair_history_sensor(
     context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry, market_db: MarketDatabase

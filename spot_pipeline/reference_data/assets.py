@@ -13,7 +13,7 @@ from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.metadata import table_preview
+from spot_pipeline.metadata import OWNERS, column_schema, ownership_tags, table_preview
 from spot_pipeline.reference_data import parsing, queries
 from spot_pipeline.timeutils import utc_day_start, utc_now
 
@@ -51,7 +51,13 @@ def write_reference_rows(
     }
 
 
-@dg.asset(group_name=GROUP, kinds={"sql"})
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    owners=OWNERS,
+    tags=ownership_tags("reference", "ccdata"),
+    metadata=column_schema(schema.cc_exchanges_general),
+)
 def cc_exchanges_general(
     context: dg.AssetExecutionContext, ccdata: CCDataClient, market_db: MarketDatabase
 ) -> dg.MaterializeResult:
@@ -97,7 +103,13 @@ class InstrumentsConfig(dg.Config):
         return statuses
 
 
-@dg.asset(group_name=GROUP, kinds={"sql"})
+@dg.asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    owners=OWNERS,
+    tags=ownership_tags("reference", "ccdata"),
+    metadata=column_schema(schema.cc_instruments_spot),
+)
 def cc_instruments_spot(
     context: dg.AssetExecutionContext,
     config: InstrumentsConfig,
@@ -155,6 +167,9 @@ class TopListConfig(dg.Config):
             "cc_assets",
             group_name=GROUP,
             kinds={"sql"},
+            owners=OWNERS,
+            tags=ownership_tags("reference", "ccdata"),
+            metadata=column_schema(schema.cc_assets),
             description="Assets from CCData's volume-ranked top list, keyed by asset id (symbols are not "
             "unique across assets). Source: data-api `/asset/v1/top/list`.",
         ),
@@ -162,6 +177,9 @@ class TopListConfig(dg.Config):
             "cc_asset_market_data",
             group_name=GROUP,
             kinds={"sql"},
+            owners=OWNERS,
+            tags=ownership_tags("reference", "ccdata"),
+            metadata=column_schema(schema.cc_asset_market_data),
             description="A dated (00:00 UTC) snapshot per asset of price, market caps and moving 24h / 7d "
             "/ 30d spot quote volumes, from the same top list. The universe ranks assets by their latest "
             "snapshot's 30-day volume.",

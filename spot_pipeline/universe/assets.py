@@ -7,7 +7,7 @@ from spot_pipeline.ccdata.vocabulary import qualifying_grades
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.metadata import markdown_table
+from spot_pipeline.metadata import OWNERS, column_schema, markdown_table, ownership_tags
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline.universe import queries
 
@@ -37,6 +37,9 @@ class UniverseConfig(dg.Config):
     group_name=GROUP,
     kinds={"sql"},
     deps=["cc_exchanges_general", "cc_instruments_spot", "cc_assets", "cc_asset_market_data"],
+    owners=OWNERS,
+    tags=ownership_tags("derived", "market-db"),
+    metadata=column_schema(schema.spot_universe),
 )
 def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.MaterializeResult:
     """The exchange instruments to ingest, one row each, computed in SQL from the reference tables
