@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 ## Start Dagster (webserver on http://127.0.0.1:$(PORT), default 3000, and the daemon) on the embedded SQLite default.
 dev: $(STAMP)
-	$(BIN)/dagster dev --host 127.0.0.1 --port $(PORT)
+	$(BIN)/dg dev --host 127.0.0.1 --port $(PORT)
 
 ## Run the test suite (the MariaDB/MySQL half too when SPOT_PIPELINE_TEST_MYSQL_URL is set).
 test: $(STAMP)
