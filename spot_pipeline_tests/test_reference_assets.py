@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pytest
 import sqlalchemy as sa
@@ -10,6 +12,8 @@ from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.ccdata.payload import PayloadValueError, as_datetime, as_float
 from spot_pipeline.db import schema
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.ohlcv import queries
+from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.reference_data import parsing
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline.universe.assets import UniverseConfig, spot_universe
@@ -51,6 +55,11 @@ def stored_universe(market_db: MarketDatabase) -> set[tuple[str, str]]:
             tuple(row)
             for row in connection.execute(sa.select(table.c.exchange, table.c.exchange_instrument_id))
         }
+
+
+def load_pairs(market_db: MarketDatabase) -> list[Pair]:
+    with market_db.connect() as connection:
+        return queries.load_universe(connection)
 
 
 def count(market_db: MarketDatabase, table: sa.Table) -> int:
@@ -183,3 +192,74 @@ def test_an_asset_the_top_list_describes_incompletely_is_skipped_but_still_ranke
     assert assets.skipped == ["asset 7: required field ID_LEGACY is missing or empty"]
     snapshots = parsing.asset_market_data_rows(items, utc_now(), utc_now())
     assert [row["asset_id"] for row in snapshots.rows] == [1, 7]
+
+
+def instruments_by_raw_id(market_db: MarketDatabase, market: str, raw_id: str) -> dict[str, str]:
+    """Mapped symbol -> status of every stored row of one exchange instrument."""
+    listed = schema.cc_instruments_spot.c
+    with market_db.connect() as connection:
+        rows = connection.execute(
+            sa.select(listed.mapped_instrument_symbol, listed.instrument_status_on_exchange).where(
+                listed.exchange_internal_name == market, listed.exchange_instrument_symbol_raw == raw_id
+            )
+        )
+        return dict(rows.all())
+
+
+def test_a_remapped_instrument_is_retired_under_its_old_symbol_and_the_universe_refreshes(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    pair = universe[0]
+    instrument = fake_api.dataset.market(pair.exchange).find_instrument(pair.exchange_instrument_id)
+    old_symbol, quote = instrument.mapped_instrument, instrument.mapped_instrument.split("-")[1]
+    instrument.mapped_instrument = f"RENAMED-{quote}"  # POL reported as MATIC: same raw id
+
+    assert materialize_reference_and_universe(ccdata, market_db).success
+    assert instruments_by_raw_id(market_db, pair.exchange, pair.exchange_instrument_id) == {
+        old_symbol: "RETIRED",
+        f"RENAMED-{quote}": "ACTIVE",
+    }
+    refreshed = {(p.exchange, p.exchange_instrument_id): p.mapped_instrument for p in load_pairs(market_db)}
+    assert refreshed[(pair.exchange, pair.exchange_instrument_id)] == f"RENAMED-{quote}"
+    assert len(refreshed) == len(universe)
+
+
+def test_an_instrument_that_leaves_the_listing_is_retired_and_leaves_the_universe(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase, fake_api: FakeCCDataServer
+) -> None:
+    pair = universe[0]
+    fake_api.dataset.market(pair.exchange).remove_instrument(pair.exchange_instrument_id)
+    assert materialize_reference_and_universe(ccdata, market_db).success
+    statuses = instruments_by_raw_id(market_db, pair.exchange, pair.exchange_instrument_id)
+    assert statuses == {pair.mapped_instrument: "RETIRED"}
+    assert pair not in load_pairs(market_db) and len(load_pairs(market_db)) == len(universe) - 1
+
+
+def test_the_universe_never_holds_an_exchange_instrument_twice(
+    universe: list[Pair], ccdata: CCDataClient, market_db: MarketDatabase
+) -> None:
+    """Even if the listing itself held one raw id ACTIVE under two symbols, the latest mapping wins."""
+    pair = universe[0]
+    listed = schema.cc_instruments_spot
+    with market_db.begin() as connection:
+        row = (
+            connection.execute(
+                sa.select(listed).where(
+                    listed.c.exchange_internal_name == pair.exchange,
+                    listed.c.mapped_instrument_symbol == pair.mapped_instrument,
+                )
+            )
+            .one()
+            ._asdict()
+        )
+        newer = row["updated_at"] + dt.timedelta(seconds=1)
+        connection.execute(
+            listed.insert().values({**row, "mapped_instrument_symbol": "TWIN-X", "updated_at": newer})
+        )
+    assert dg.materialize(
+        [spot_universe],
+        resources={"market_db": market_db},
+        run_config=dg.RunConfig({"spot_universe": UniverseConfig()}),
+    ).success
+    twins = [p for p in load_pairs(market_db) if p.exchange_instrument_id == pair.exchange_instrument_id]
+    assert [p.mapped_instrument for p in twins if p.exchange == pair.exchange] == ["TWIN-X"]

@@ -123,6 +123,8 @@ def cc_instruments_spot(
     (exchange_internal_name, mapped_instrument_symbol); `exchange_internal_name` holds the
     data-api market key (lowercase). When a market lists two instruments under one mapped symbol
     (a retired id and its active successor), the key holds the one with the better status.
+    Stored instruments of the fetched statuses that the listing no longer holds (delisted, or an
+    exchange id now mapped to another symbol) are marked RETIRED in the same transaction.
     """
     now = utc_now()
     markets = config.markets or None
@@ -130,6 +132,11 @@ def cc_instruments_spot(
     for status in config.instrument_statuses:
         parsed.extend(parsing.instrument_rows(ccdata.spot_instruments(status, markets), now))
     rows = parsed.rows = parsing.one_row_per_mapped_symbol(parsed.rows)
+    if not rows:
+        raise dg.Failure(
+            f"the API listed no instrument for the statuses {config.instrument_statuses}: nothing was "
+            "stored or retired; check the markets and statuses in the run config"
+        )
     with market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,
@@ -146,6 +153,12 @@ def cc_instruments_spot(
             ],
             context.log,
         )
+        retired = queries.retire_unlisted_instruments(
+            connection, rows, config.instrument_statuses, config.markets or None, now
+        )
+    for row in retired:
+        context.log.info(f"Retired (no longer listed): {row}")
+    metadata["instruments_retired"] = len(retired)
     per_status = Counter(str(row["instrument_status_on_exchange"]) for row in rows)
     markets = len({row["exchange_internal_name"] for row in rows})
     status_counts = {f"instruments_{status.lower()}": count for status, count in sorted(per_status.items())}

@@ -6,6 +6,8 @@ reference tables, and the questions its metadata and checks ask.
 - Top N base assets by their latest snapshot's 30-day spot quote volume, selected by asset id
   (symbols are not unique across assets).
 - ACTIVE instruments only, optionally only those quoted in `quote_assets`.
+- One row per exchange instrument: should the listing ever hold one raw id under two mapped
+  symbols, the most recently updated wins.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def universe_query(
     min_grade: str, top_asset_count: int, quote_assets: Sequence[str], selected_at: dt.datetime
 ) -> sa.Select:
     """One row per ACTIVE exchange instrument that the rules select, shaped like `spot_universe`."""
-    instruments = cc_instruments_spot
+    instruments = latest_mapping_per_instrument()
     exchanges = qualified_exchanges(min_grade)
     assets = top_assets(top_asset_count)
     query = (
@@ -101,16 +103,30 @@ def universe_query(
         )
         .join(exchanges, exchanges.c.market == sa.func.lower(instruments.c.exchange_internal_name))
         .join(assets, assets.c.asset_id == instruments.c.base_asset_id)
-        .where(
-            sa.func.upper(instruments.c.instrument_status_on_exchange) == ACTIVE_STATUS,
-            instruments.c.exchange_instrument_symbol_raw.is_not(None),
-        )
     )
     if quote_assets:
         query = query.where(
             sa.func.upper(instruments.c.quote_asset_symbol).in_([q.upper() for q in quote_assets])
         )
     return query
+
+
+def latest_mapping_per_instrument() -> sa.Subquery:
+    """The ACTIVE rows of cc_instruments_spot, one per (market, raw id): the latest updated."""
+    listed = cc_instruments_spot.c
+    newest_first = sa.func.row_number().over(
+        partition_by=(sa.func.lower(listed.exchange_internal_name), listed.exchange_instrument_symbol_raw),
+        order_by=(listed.updated_at.desc(), listed.mapped_instrument_symbol),
+    )
+    ranked = (
+        sa.select(cc_instruments_spot, newest_first.label("mapping_rank"))
+        .where(
+            sa.func.upper(listed.instrument_status_on_exchange) == ACTIVE_STATUS,
+            listed.exchange_instrument_symbol_raw.is_not(None),
+        )
+        .subquery("ranked_instruments")
+    )
+    return sa.select(ranked).where(ranked.c.mapping_rank == 1).subquery("active_instruments")
 
 
 def replace_universe(connection: sa.Connection, query: sa.Select) -> None:
