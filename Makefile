@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
-export DAGSTER_HOME := $(CURDIR)/dagster_home
+# The Dagster instance: dagster_home (embedded SQLite, the default) or deploy (MySQL, DAGSTER_MYSQL_*).
+DAGSTER_INSTANCE ?= dagster_home
+export DAGSTER_HOME := $(CURDIR)/$(DAGSTER_INSTANCE)
 # Two targets started together on a fresh clone (make dev, make fake-api) build .venv once: the
 # second waits for the first under this lock, then finds it built (flock is util-linux; without it,
 # start one target first).
@@ -18,7 +20,8 @@ $(STAMP): pyproject.toml
 		&& $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e ".[dev]" \
 		&& touch $(STAMP); }'
 
-## Start Dagster (webserver on http://127.0.0.1:$(PORT), default 3000, and the daemon) on the embedded SQLite default.
+## Start Dagster (webserver on http://127.0.0.1:$(PORT), default 3000, and the daemon) on the embedded SQLite
+## default; DAGSTER_INSTANCE=deploy runs it on the MySQL-backed instance of deploy/dagster.yaml.
 dev: $(STAMP)
 	$(BIN)/dg dev --host 127.0.0.1 --port $(PORT)
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the market database on SQLite and on MariaDB/MySQL, and the fake CCData API.
+"""Shared fixtures: the market database on SQLite and on MariaDB/MySQL, the fake CCData API, and the
+production deployment (webserver, daemon, MariaDB storage) with the runs made on it.
 
 Every test that takes `market_db` runs twice: on an SQLite file, and on MariaDB/MySQL when
 SPOT_PIPELINE_TEST_MYSQL_URL is set (e.g. mysql+mysqlconnector://root@127.0.0.1:3306/test).
@@ -8,9 +9,10 @@ instead of skipping the MySQL half.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +23,11 @@ from spot_pipeline.db.schema import metadata
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.settings import SETTINGS
+from spot_pipeline.timeutils import utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_tests.deployment import DEPLOYMENT_PARTITION_DAYS, Deployment, running_deployment
 from spot_pipeline_tests.pipeline import materialize_reference_and_universe
+from spot_pipeline_tests.production_runs import ProductionRuns, run_production_scenario
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,3 +110,30 @@ def ccdata(fake_api: FakeCCDataServer) -> CCDataClient:
         backoff_max_seconds=0.05,
         timeout_seconds=5,
     )
+
+
+@pytest.fixture(scope="session")
+def dagster_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """deploy/dagster.yaml on private MariaDB databases, served by a real webserver and daemon."""
+    server_url = mysql_url()
+    today = utc_today()
+    first_partition = today - dt.timedelta(days=DEPLOYMENT_PARTITION_DAYS)
+    work_dir = tmp_path_factory.mktemp("deployment")
+    with running_deployment(server_url, work_dir, today, first_partition) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def production_runs(dagster_deployment: Deployment) -> ProductionRuns:
+    """The runs of production_runs.run_production_scenario, made once for every test that reads them."""
+    return run_production_scenario(dagster_deployment)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None]:
+    """A failed test on the deployment shows the end of the webserver's and the daemon's logs."""
+    outcome = yield
+    report = outcome.get_result()
+    deployment = getattr(item, "funcargs", {}).get("dagster_deployment")
+    if report.failed and deployment is not None:
+        report.sections.append(("Dagster webserver and daemon logs", deployment.logs()))

@@ -6,13 +6,17 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+import requests
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.ccdata.vocabulary import HISTORICAL_DAYS_PATH
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv.assets import CandleRunConfig, cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.ohlcv.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from spot_pipeline.reference_data.assets import asset_top_list, cc_exchanges_general, cc_instruments_spot
 from spot_pipeline.universe.assets import UniverseConfig, spot_universe
+from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 
 REFERENCE_ASSETS = [cc_exchanges_general, cc_instruments_spot, asset_top_list]
 
@@ -56,6 +60,31 @@ def candle_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
 
 def failure_description(result: dg.ExecuteInProcessResult, node: str = "cc_ohlcv_spot_1d_raw") -> str:
     return result.failure_data_for_node(node).user_failure_data.description
+
+
+def served_candles(
+    fake_api: FakeCCDataServer, pair: Pair, last_day: dt.date, days: int, api_key: str | None = None
+) -> list[dict[str, object]]:
+    """What the API serves for a pair, fetched without the project's client."""
+    to_ts = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp())
+    response = requests.get(
+        f"{fake_api.data_api_url}{HISTORICAL_DAYS_PATH}",
+        params={
+            "market": pair.exchange,
+            "instrument": pair.exchange_instrument_id,
+            "limit": days,
+            "to_ts": to_ts,
+        },
+        headers={"authorization": f"Apikey {api_key}"} if api_key else {},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["Data"]
+
+
+def utc(seconds: object) -> dt.datetime | None:
+    """Unix seconds as the naive UTC DATETIME the tables hold."""
+    return None if seconds is None else dt.datetime.fromtimestamp(int(seconds), dt.UTC).replace(tzinfo=None)
 
 
 # --- Job and step results ---------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from spot_pipeline.ohlcv.queries import DEDUPLICATION_JOB, MIGRATION_JOB
 from spot_pipeline.ohlcv.schedules import (
+    MAX_RETRIES_TAG,
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
+    ohlcv_daily_job,
     ohlcv_daily_schedule,
 )
 from spot_pipeline.settings import SETTINGS, SettingsError, build_resources
@@ -152,3 +155,20 @@ def test_every_setting_is_documented() -> None:
     readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
     for name in SETTINGS:
         assert f"`{name}`" in readme and f"{name}=" in example, name
+
+
+def test_the_production_instance_reads_its_storage_credentials_from_documented_variables() -> None:
+    instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    fields = instance["storage"]["mysql"]["mysql_db"]
+    assert set(fields) == {"hostname", "port", "username", "password", "db_name"}
+    readme, example = (ROOT / "README.md").read_text(), (ROOT / ".env.example").read_text()
+    for value in fields.values():
+        assert set(value) == {"env"}, "a credential is written in deploy/dagster.yaml"
+        assert value["env"].startswith("DAGSTER_MYSQL_"), value
+        assert f"`{value['env']}`" in readme and f"{value['env']}=" in example, value
+
+
+def test_the_daily_job_is_retried_where_the_instance_enables_run_retries() -> None:
+    instance = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    assert instance["run_retries"]["enabled"] is True
+    assert int(ohlcv_daily_job.tags[MAX_RETRIES_TAG]) > 0

@@ -525,6 +525,25 @@ def test_slow_next_and_latency_delay_answers(server: FakeCCDataServer) -> None:
     assert time.monotonic() - started >= 0.2
 
 
+def test_held_answers_wait_until_released(server: FakeCCDataServer) -> None:
+    server.hold_answers()
+    statuses: list[int] = []
+
+    def call() -> None:
+        statuses.append(get(server.data_api_url, RATE_LIMIT).status_code)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 5
+    while server.held_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.held_requests == 1 and statuses == [] and server.request_count() == 0
+    server.release_answers()
+    caller.join(timeout=5)
+    assert statuses == [200] and server.held_requests == 0
+    assert get(server.data_api_url, RATE_LIMIT).status_code == 200
+
+
 def test_rate_limit_per_second_is_enforced(server: FakeCCDataServer) -> None:
     server.limit_key(second=5)
     responses = [get(server.data_api_url, RATE_LIMIT) for _ in range(8)]

@@ -8,7 +8,6 @@ from typing import Any
 
 import dagster as dg
 import pytest
-import requests
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
@@ -27,6 +26,8 @@ from spot_pipeline_tests.pipeline import (
     candle_metadata,
     failure_description,
     materialize_candles,
+    served_candles,
+    utc,
 )
 
 HISTORY_PATH = "/spot/v1/historical/days"
@@ -38,28 +39,6 @@ def stored(market_db: MarketDatabase) -> dict[tuple[str, str, dt.datetime], dict
     with market_db.connect() as connection:
         rows = connection.execute(sa.select(table)).mappings()
         return {(row["exchange"], row["symbol_unmapped"], row["datetime"]): dict(row) for row in rows}
-
-
-def served_candles(
-    fake_api: FakeCCDataServer, pair: Pair, last_day: dt.date, days: int
-) -> list[dict[str, object]]:
-    """What the API serves for a pair, fetched without the project's client."""
-    to_ts = int(dt.datetime(last_day.year, last_day.month, last_day.day, tzinfo=dt.UTC).timestamp())
-    response = requests.get(
-        f"{fake_api.data_api_url}{HISTORY_PATH}",
-        params={
-            "market": pair.exchange,
-            "instrument": pair.exchange_instrument_id,
-            "limit": days,
-            "to_ts": to_ts,
-        },
-        timeout=10,
-    )
-    return response.json()["Data"]
-
-
-def utc(seconds: object) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(int(seconds), dt.UTC).replace(tzinfo=None)
 
 
 # --- request planning (pure) ---

@@ -18,13 +18,17 @@ from spot_pipeline.settings import read_setting
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 RAW_CANDLE_TAGS = ownership_tags("raw", "ccdata")
+MAX_RETRIES_TAG = "dagster/max_retries"
 
 ohlcv_daily_job = dg.define_asset_job(
     "ohlcv_daily_job",
     selection=[cc_ohlcv_spot_1d_raw],
     description="Ingest daily candles for a partition or a range of partitions (one run, ranged requests).",
     owners=OWNERS,
-    tags=RAW_CANDLE_TAGS,
+    # On an instance with run retries enabled (deploy/dagster.yaml), a failed run (a pair that still
+    # failed after the client's retries, a worker that died) is retried from its failure; upserts make
+    # the repeated range safe.
+    tags={**RAW_CANDLE_TAGS, MAX_RETRIES_TAG: "2"},
 )
 
 

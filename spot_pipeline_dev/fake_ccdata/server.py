@@ -123,7 +123,8 @@ class FakeCCDataServer:
 
     Serve a `FakeDataset` (the default one unless given), optionally require `authorization: Apikey
     <api_key>`, and misbehave on demand: `fail_next`, `malformed_next`, `slow_next`,
-    `drop_connection_next`, `latency_seconds` and `limit_key` can all change while it runs.
+    `drop_connection_next`, `hold_answers`, `latency_seconds` and `limit_key` can all change while it
+    runs.
     `now` is the clock that decides which UTC day is the current (incomplete) one.
     """
 
@@ -152,6 +153,9 @@ class FakeCCDataServer:
         self._request_number = 0
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
+        self._answers_released = threading.Event()
+        self._answers_released.set()
+        self._held_requests = 0
         self._http_servers: dict[ApiName, _ApiHttpServer] = {}
         self._threads: list[threading.Thread] = []
 
@@ -178,6 +182,7 @@ class FakeCCDataServer:
     def stop(self) -> None:
         """Stop serving, close every open connection and release the ports."""
         self._stopping.set()
+        self._answers_released.set()
         for http_server in self._http_servers.values():
             http_server.shutdown()
         with self._lock:
@@ -254,6 +259,21 @@ class FakeCCDataServer:
             raise ValueError(f"unknown windows {unknown}: use {', '.join(WINDOW_SECONDS).lower()}")
         with self._lock:
             self.key_limits = {name.upper(): limit for name, limit in per_window.items()}
+
+    def hold_answers(self) -> None:
+        """Keep every request that arrives from now on waiting, unanswered, until `release_answers()`
+        (or `stop()`): a run caught in the middle of its calls, for as long as a test needs."""
+        self._answers_released.clear()
+
+    def release_answers(self) -> None:
+        """Answer the held requests and stop holding new ones."""
+        self._answers_released.set()
+
+    @property
+    def held_requests(self) -> int:
+        """How many requests are waiting for `release_answers()` now."""
+        with self._lock:
+            return self._held_requests
 
     def _add_fault(self, fault: _Fault) -> None:
         if fault.remaining < 1:
@@ -336,6 +356,7 @@ class FakeCCDataServer:
             with self._lock:
                 self._log.append(entry)
 
+        self._wait_for_release()
         if self.latency_seconds > 0:
             self._stopping.wait(self.latency_seconds)
         if self._take_fault("drop", path):
@@ -352,6 +373,15 @@ class FakeCCDataServer:
         # Recorded before writing, so a client that got its answer always finds the request logged.
         record(reply.status)
         _write_reply(handler, reply)
+
+    def _wait_for_release(self) -> None:
+        if self._answers_released.is_set():
+            return
+        with self._lock:
+            self._held_requests += 1
+        self._answers_released.wait()
+        with self._lock:
+            self._held_requests -= 1
 
     def _reply(
         self, api: ApiName, path: str, query: dict[str, str], headers: Message, request_number: int
