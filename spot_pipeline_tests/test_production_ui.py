@@ -90,14 +90,17 @@ def visible_text(page: Page, text: str) -> Locator:
     return page.get_by_text(text, exact=True).filter(visible=True).first
 
 
-def test_the_candle_partitions_page_counts_the_materialized_days(
+def test_the_candle_partitions_page_counts_the_materialized_days_and_shows_each_days_figures(
     page: Page, production_runs: ProductionRuns, tmp_path: Path
 ) -> None:
-    materialized = len(production_runs.candle_days())
+    days = production_runs.candle_days()
     page.goto(f"/assets/{CANDLE_ASSET}?view=partitions")
-    expect(page.get_by_text(f"Materialized ({materialized})")).to_be_visible()
-    expect(page.get_by_text(f"Missing ({DEPLOYMENT_PARTITION_DAYS - materialized})")).to_be_visible()
+    expect(page.get_by_text(f"Materialized ({len(days)})")).to_be_visible()
+    expect(page.get_by_text(f"Missing ({DEPLOYMENT_PARTITION_DAYS - len(days)})")).to_be_visible()
     expect(page.get_by_text("Failed (0)")).to_be_visible()
+    visible_text(page, max(days).isoformat()).click()
+    expect(visible_text(page, "dagster/row_count")).to_be_visible()
+    expect(visible_text(page, "preview")).to_be_visible()
     screenshot(page, tmp_path, "candle-partitions")
 
 
