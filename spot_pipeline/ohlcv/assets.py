@@ -137,9 +137,13 @@ def ingest_and_check(
             rows_before = queries.count_candles(connection, first, end)
         budget = _start_budget(ccdata, len(pairs), window, log, config.ignore_api_budget)
         try:
-            summary = ingest_window(ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows)
+            summary = ingest_window(
+                ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows, log.warning
+            )
         except CCDataAuthError as error:
             raise dg.Failure(description=f"the run stopped at the first refused request: {error}") from None
+        if summary.interrupted:
+            raise dg.Failure(description=summary.interruption_report(), metadata=budget.metadata())
         with market_db.connect() as connection:
             rows_inserted = queries.count_candles(connection, first, end) - rows_before
             metadata = _run_metadata(summary, rows_inserted, ccdata.stats - stats_before, started, window)

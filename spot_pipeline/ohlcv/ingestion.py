@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.db.transient import DatabaseUnavailableError, retry_transient
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
 from spot_pipeline.ohlcv.coverage import FetchedPair, record_fetched
 from spot_pipeline.ohlcv.fetching import PairResult, fetch_pairs
@@ -27,6 +28,15 @@ class IngestionSummary:
     rows_written: int = 0
     failed: dict[Pair, str] = field(default_factory=dict)
     not_found: list[Pair] = field(default_factory=list)
+    # Why writing stopped before the end of the window (the database stayed unavailable), if it did.
+    interrupted: str | None = None
+
+    def interruption_report(self) -> str:
+        return (
+            f"writing stopped: {self.interrupted}. Stored before that, each whole: {self.pairs_ok} pairs, "
+            f"{self.rows_written} rows; the window's other pairs were not stored. Re-run the same "
+            "partitions once the database is back: writes are upserts, nothing is duplicated"
+        )
 
     def failure_report(self) -> str:
         lines = [f"{len(self.failed)} pair(s) failed; re-run the partition(s) to fill them:"]
@@ -44,9 +54,15 @@ class CandleWriter:
     """
 
     def __init__(
-        self, market_db: MarketDatabase, summary: IngestionSummary, batch_rows: int, window: DayWindow
+        self,
+        market_db: MarketDatabase,
+        summary: IngestionSummary,
+        batch_rows: int,
+        window: DayWindow,
+        on_retry: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._market_db = market_db
+        self._on_retry = on_retry
         self._summary = summary
         self._batch_rows = batch_rows
         self._fetched_from = day_start(window.start)
@@ -77,9 +93,14 @@ class CandleWriter:
                 self._write_alone(result)
 
     def _write(self, batch: list[PairResult]) -> None:
-        with self._market_db.begin() as connection:
-            write_candles(connection, [row for result in batch for row in result.rows])
-            record_fetched(connection, [self._fetched(result) for result in batch], utc_now())
+        """One transaction for the batch, repeated with backoff if the database drops it."""
+
+        def transaction() -> None:
+            with self._market_db.begin() as connection:
+                write_candles(connection, [row for result in batch for row in result.rows])
+                record_fetched(connection, [self._fetched(result) for result in batch], utc_now())
+
+        retry_transient(transaction, self._market_db.display_url, on_retry=self._on_retry)
         self._summary.pairs_ok += sum(1 for result in batch if result.rows)
         self._summary.rows_written += sum(len(result.rows) for result in batch)
 
@@ -103,15 +124,21 @@ def ingest_window(
     window: DayWindow,
     collected_at: dt.datetime,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    on_retry: Callable[[str], None] = lambda _: None,
 ) -> IngestionSummary:
     """Fetch and store every pair's candles for the window; failed pairs are reported, not raised.
+    A database that stays unavailable through a write's retries stops the window, reported in
+    `summary.interrupted` with what was stored before.
 
     The current UTC day is never part of the window: its candle is incomplete.
     """
     window = window.before(utc_today())
     summary = IngestionSummary()
-    writer = CandleWriter(market_db, summary, batch_rows, window)
-    for result in fetch_pairs(client, pairs, window, collected_at):
-        writer.add(result)
-    writer.flush()
+    writer = CandleWriter(market_db, summary, batch_rows, window, on_retry)
+    try:
+        for result in fetch_pairs(client, pairs, window, collected_at):
+            writer.add(result)
+        writer.flush()
+    except DatabaseUnavailableError as error:
+        summary.interrupted = str(error)
     return summary
