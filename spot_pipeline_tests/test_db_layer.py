@@ -236,3 +236,12 @@ def test_processes_meeting_a_fresh_database_all_create_its_tables(tmp_path: Path
             with engine.begin() as connection:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema_name}`")
             engine.dispose()
+
+
+def test_an_unreachable_database_is_named_by_its_masked_url_and_its_variable() -> None:
+    database = MarketDatabase(url="mysql+mysqlconnector://spot:s3cret-pw@127.0.0.1:1/market")
+    with pytest.raises(DatabaseConfigError) as failure:
+        database.engine  # noqa: B018 (the engine connects on first use)
+    message = str(failure.value)
+    assert "mysql+mysqlconnector://spot:***@127.0.0.1:1/market" in message and "MARKET_DB_URL" in message
+    assert "s3cret-pw" not in message and "2003" in message

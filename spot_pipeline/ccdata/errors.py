@@ -27,7 +27,7 @@ def _truncate(value: str) -> str:
 class CCDataError(Exception):
     """Base class of every error raised by the CCData client."""
 
-    hint = "Check the CCData client configuration and the provider's status."
+    hint = "Check the CCDATA_* environment variables and the provider's status."
 
     def __init__(self, problem: str, *, path: str, params: Mapping[str, str] | None = None) -> None:
         problem = problem.rstrip(". ")
@@ -78,7 +78,7 @@ class CCDataNotFoundError(CCDataRequestError):
 
     hint = (
         "Check that the market and instrument exist (GET /spot/v1/markets/instruments) "
-        "and that the base URL points at the right API."
+        "and that CCDATA_DATA_API_URL / CCDATA_MIN_API_URL point at the right API."
     )
 
 
@@ -96,8 +96,8 @@ class CCDataRateLimitError(CCDataRetriesExhaustedError):
     """The API kept answering "rate limit exceeded" after every retry."""
 
     hint = (
-        "Lower calls_per_second or max_concurrency, or check the key's remaining quota "
-        "(GET /admin/v2/rate/limit)."
+        "Lower CCDATA_CALLS_PER_SECOND or CCDATA_MAX_CONCURRENCY, or check the key's remaining quota "
+        "(python -m spot_pipeline.ohlcv.budget, or GET /admin/v2/rate/limit)."
     )
 
 
@@ -105,7 +105,8 @@ class CCDataUnavailableError(CCDataRetriesExhaustedError):
     """The API kept failing with 5xx, timeouts or connection errors after every retry."""
 
     hint = (
-        "The provider or the network is failing: retry later, or raise timeout_seconds / max_retries "
+        "The provider or the network is failing: retry later, check that CCDATA_DATA_API_URL / "
+        "CCDATA_MIN_API_URL name the API's host, or raise CCDATA_TIMEOUT_SECONDS / CCDATA_MAX_RETRIES "
         "if the failures are transient."
     )
 

@@ -186,20 +186,23 @@ class Transport:
         url = self._url(call)
         # Exceptions from requests are re-raised `from None` with class names only: their text can
         # carry request details (headers included), which must not reach logs or tracebacks.
-        timeout = self._settings.timeout_seconds
+        timeout, host = self._settings.timeout_seconds, urlsplit(url).netloc
         try:
             return self._session.get(url, params=call.query, timeout=timeout)
         except requests.Timeout:
-            raise _RetryableFailure(_FailureKind.UNAVAILABLE, f"no answer within {timeout:g}s") from None
+            raise _RetryableFailure(
+                _FailureKind.UNAVAILABLE, f"no answer from {host} within {timeout:g}s"
+            ) from None
         except requests.RequestException as exc:
             if isinstance(exc, ValueError):  # InvalidHeader, InvalidURL, ...: retrying cannot help
                 problem = (
-                    f"the request could not be built ({_exception_names(exc)}); check that api_key holds "
-                    "no spaces or line breaks and that the base URLs are valid"
+                    f"the request could not be built ({_exception_names(exc)}); check that "
+                    "CCDATA_API_KEY holds no spaces or line breaks and that CCDATA_DATA_API_URL / "
+                    "CCDATA_MIN_API_URL are valid"
                 )
                 raise errors.CCDataError(problem, path=call.path, params=call.safe_query) from None
             raise _RetryableFailure(
-                _FailureKind.UNAVAILABLE, f"connection failed ({_exception_names(exc)})"
+                _FailureKind.UNAVAILABLE, f"connection to {host} failed ({_exception_names(exc)})"
             ) from None
 
     def _wait_before_retry(self, call: _Call, failure: _RetryableFailure, attempt: int) -> None:

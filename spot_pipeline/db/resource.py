@@ -15,6 +15,7 @@ from spot_pipeline.db.engine import DatabaseConfigError, create_market_engine, r
 from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
+from spot_pipeline.db.transient import error_name
 
 _engines: dict[tuple[str, str], sa.Engine] = {}
 _engines_lock = threading.Lock()
@@ -65,7 +66,14 @@ class MarketDatabase(dg.ConfigurableResource):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = shared_engine(self._resolved_url(), self.schema_name)
+            try:
+                self._engine = shared_engine(self._resolved_url(), self.schema_name)
+            except sa.exc.DBAPIError as error:  # refused, unknown host, access denied, ...
+                url_field = type(self).model_fields["url"].description
+                raise DatabaseConfigError(
+                    f"cannot reach the market database {self.display_url} ({error_name(error)}): check "
+                    f"that the server is up and the {url_field}"
+                ) from None
         return self._engine
 
     @property

@@ -61,7 +61,7 @@ def retry_transient(
         except Exception as error:
             if not is_transient(error):
                 raise
-            problem = _error_name(error)
+            problem = error_name(error)
             if attempt >= attempts:
                 raise DatabaseUnavailableError(
                     f"the database {describe_database} still failed after {attempts} attempts ({problem})"
@@ -73,7 +73,7 @@ def retry_transient(
         delay, attempt = delay * 2, attempt + 1
 
 
-def _error_name(error: BaseException) -> str:
+def error_name(error: BaseException) -> str:
     """The error's class and driver code, e.g. 'OperationalError 2013' (never its text)."""
     code = getattr(getattr(error, "orig", None), "errno", None)
     return f"{type(error).__name__} {code}" if code else type(error).__name__
