@@ -362,7 +362,7 @@ def test_exhausted_rate_limit_retries_raise_rate_limit_error(
 ) -> None:
     client = make_client(max_retries=1)
     server.fail_next(5, 429, retry_after=0.01)
-    with pytest.raises(CCDataRateLimitError, match="calls_per_second"):
+    with pytest.raises(CCDataRateLimitError, match="CCDATA_CALLS_PER_SECOND"):
         client.top_list(5)
 
 
