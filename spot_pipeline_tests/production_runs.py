@@ -80,7 +80,7 @@ class ProductionRuns:
 def run_production_scenario(deployment: Deployment) -> ProductionRuns:
     reference_run_id = deployment.graphql.submit_job_execution(
         "refresh_reference_data_job",
-        run_config={"ops": {"spot_universe": {"config": {"top_assets": TOP_ASSETS}}}},
+        run_config={"universe": {"top_assets": TOP_ASSETS}},
     )
     wait_for_run(deployment, reference_run_id)
     scheduled_run_id, scheduled_days = launch_scheduled_candle_run(deployment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -263,3 +264,23 @@ def test_the_universe_never_holds_an_exchange_instrument_twice(
     ).success
     twins = [p for p in load_pairs(market_db) if p.exchange_instrument_id == pair.exchange_instrument_id]
     assert [p.mapped_instrument for p in twins if p.exchange == pair.exchange] == ["TWIN-X"]
+
+
+@pytest.mark.parametrize(
+    ("run_config", "named"),
+    [
+        ({"universe": {"top_assets": -1}}, "top_assets"),
+        ({"universe": {"min_grade": "ZZ"}}, "min_grade"),
+        ({"instruments": {"instrument_statuses": ["LIVE"]}}, "instrument_statuses"),
+    ],
+)
+def test_a_bad_refresh_config_is_refused_at_launch_before_any_api_call(
+    run_config: dict[str, object], named: str, fake_api: FakeCCDataServer, tmp_path: Path
+) -> None:
+    from spot_pipeline.definitions import defs
+
+    job = defs().resolve_job_def("refresh_reference_data_job")
+    with pytest.raises(dg.DagsterError) as refused:
+        dg.validate_run_config(job, run_config)
+    assert named in f"{refused.value} {refused.value.__cause__}"
+    assert fake_api.request_count() == 0

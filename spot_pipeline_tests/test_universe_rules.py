@@ -74,7 +74,7 @@ def test_min_grade_moves_the_threshold(
 
 
 def test_unknown_grade_is_rejected_with_the_scale(graded_exchanges: MarketDatabase) -> None:
-    with pytest.raises(Exception, match="AA, A, BB"):
+    with pytest.raises(Exception, match="'AA', 'A', 'BB'"):
         materialize_universe(graded_exchanges, min_grade="BBB")
 
 

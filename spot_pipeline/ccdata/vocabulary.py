@@ -6,6 +6,8 @@ payloads and the development kit's fake server, so a change on the provider's si
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 DEFAULT_DATA_API_URL = "https://data-api.coindesk.com"
 DEFAULT_MIN_API_URL = "https://min-api.cryptocompare.com"
 
@@ -35,9 +37,12 @@ INSTRUMENT_STATUSES = (
     "RETIRED_UNMAPPED",
 )
 ACTIVE_STATUS = INSTRUMENT_STATUSES[0]
+# The same values as a type, so that run config naming another is refused when the run is launched.
+InstrumentStatus = StrEnum("InstrumentStatus", [(status, status) for status in INSTRUMENT_STATUSES])
 
 # Exchange grades of the min-api, best first ("BB or better" is AA, A, BB).
 GRADE_SCALE = ("AA", "A", "BB", "B", "C", "D", "E", "F")
+ExchangeGrade = StrEnum("ExchangeGrade", [(grade, grade) for grade in GRADE_SCALE])
 
 # Every timestamp of the API is unix seconds; later than 2100-01-01 means milliseconds or garbage.
 MAX_EPOCH_SECONDS = 4_102_444_800

@@ -6,10 +6,10 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES
+from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES, InstrumentStatus
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
@@ -81,8 +81,9 @@ def cc_exchanges_general(
 
 
 class InstrumentsConfig(dg.Config):
-    instrument_statuses: list[str] = Field(
+    instrument_statuses: list[InstrumentStatus] = Field(
         default=list(INSTRUMENT_STATUSES),
+        min_length=1,
         description="Instrument statuses to fetch, one request each; sent explicitly because the API's "
         "default has changed between versions.",
     )
@@ -90,17 +91,6 @@ class InstrumentsConfig(dg.Config):
         default=[],
         description="data-api market keys (lowercase, e.g. kraken) to fetch; empty fetches every market.",
     )
-
-    @field_validator("instrument_statuses")
-    @classmethod
-    def _known_statuses(cls, statuses: list[str]) -> list[str]:
-        unknown = sorted(set(statuses) - set(INSTRUMENT_STATUSES))
-        if unknown or not statuses:
-            raise ValueError(
-                f"instrument_statuses must be a non-empty list of {', '.join(INSTRUMENT_STATUSES)}; "
-                f"unknown: {unknown}"
-            )
-        return statuses
 
 
 @dg.asset(

@@ -42,7 +42,8 @@ def retire_unlisted_instruments(
     """
     table = cc_instruments_spot.c
     key = sa.tuple_(table.exchange_internal_name, table.mapped_instrument_symbol)
-    scope = sa.func.upper(table.instrument_status_on_exchange).in_([s.upper() for s in statuses])
+    status = sa.func.upper(table.instrument_status_on_exchange)
+    scope = sa.and_(status.in_([s.upper() for s in statuses]), status != UNLISTED_STATUS)
     if markets is not None:
         scope = sa.and_(scope, table.exchange_internal_name.in_(markets))
     columns = (*INSTRUMENT_KEY, "exchange_instrument_symbol_raw")

@@ -1,9 +1,9 @@
 """The spot universe: which (exchange, instrument) pairs to ingest, derived from the database only."""
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from spot_pipeline.ccdata.vocabulary import qualifying_grades
+from spot_pipeline.ccdata.vocabulary import ExchangeGrade
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
@@ -15,8 +15,8 @@ GROUP = "universe"
 
 
 class UniverseConfig(dg.Config):
-    min_grade: str = Field(
-        default="BB",
+    min_grade: ExchangeGrade = Field(
+        default=ExchangeGrade.BB,
         description="Worst exchange grade admitted (best first: AA, A, BB, B, C, D, E, F).",
     )
     top_assets: int = Field(
@@ -25,12 +25,6 @@ class UniverseConfig(dg.Config):
     quote_assets: list[str] = Field(
         default=[], description="Quote asset symbols to keep (e.g. [USD, USDT]); empty keeps every quote."
     )
-
-    @field_validator("min_grade")
-    @classmethod
-    def _known_grade(cls, min_grade: str) -> str:
-        qualifying_grades(min_grade)
-        return min_grade.strip().upper()
 
 
 @dg.asset(
@@ -72,7 +66,7 @@ def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.Mater
             "top_assets": markdown_table(
                 top_assets[:10], ["asset_rank", "asset_id", "symbol", "volume_30d_usd"]
             ),
-            "min_grade": config.min_grade,
+            "min_grade": config.min_grade.value,
             "quote_assets": dg.MetadataValue.json(config.quote_assets),
         }
     )
