@@ -12,7 +12,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DAGSTER_INSTANCE)
 # start one target first).
 VENV_LOCK := $(shell command -v flock >/dev/null 2>&1 && echo "flock $(CURDIR)/.venv.lock")
 
-.PHONY: dev test demo lint format fake-api clean
+.PHONY: dev test demo lint format fake-api scorecard clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=python3.11)")'
@@ -45,6 +45,12 @@ format: $(STAMP)
 ## Serve the fake CCData API on 127.0.0.1:8765 (data) and :8766 (min-api) for offline runs.
 fake-api: $(STAMP)
 	$(BIN)/python -m spot_pipeline_dev.fake_ccdata --data-port 8765 --min-port 8766
+
+## Regenerate docs/reliability.md from the fault suite's results (MariaDB rows need SPOT_PIPELINE_TEST_MYSQL_URL).
+scorecard: $(STAMP)
+	SPOT_PIPELINE_SCORECARD=$(CURDIR)/.scorecard.json $(BIN)/python -m pytest -q spot_pipeline_tests/test_fault_suite.py
+	$(BIN)/python -m spot_pipeline_tests.scorecard .scorecard.json > docs/reliability.md
+	rm -f .scorecard.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -25,9 +25,14 @@ from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.settings import SETTINGS
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_tests import scorecard
 from spot_pipeline_tests.deployment import DEPLOYMENT_PARTITION_DAYS, Deployment, running_deployment
 from spot_pipeline_tests.pipeline import materialize_reference_and_universe
 from spot_pipeline_tests.production_runs import ProductionRuns, run_production_scenario
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scorecard.write_if_asked()
 
 
 def pytest_configure(config: pytest.Config) -> None:

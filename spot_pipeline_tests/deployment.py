@@ -278,6 +278,18 @@ mutation($selector: ScheduleSelector!, $timestamp: Float) {
 }
 """
 
+SENSOR_STATE_QUERY = """
+query($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { __typename ... on Sensor { sensorState { id status } } }
+}
+"""
+
+STOP_SENSOR_MUTATION = """
+mutation($id: String!) {
+  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } }
+}
+"""
+
 LAUNCH_BACKFILL_MUTATION = """
 mutation($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {
@@ -328,6 +340,18 @@ def schedule_run_tags(graphql: DagsterGraphQLClient, schedule_name: str, at: dt.
     assert evaluation and not evaluation["error"], tick
     (request,) = evaluation["runRequests"]
     return {tag["key"]: tag["value"] for tag in request["tags"]}
+
+
+def stop_sensor(graphql: DagsterGraphQLClient, sensor_name: str) -> None:
+    """Turn a sensor off, as a user would on the Automation page."""
+    selector = {
+        "repositoryLocationName": LOCATION_NAME,
+        "repositoryName": REPOSITORY_NAME,
+        "sensorName": sensor_name,
+    }
+    sensor = graphql._execute(SENSOR_STATE_QUERY, {"selector": selector})["sensorOrError"]
+    stopped = graphql._execute(STOP_SENSOR_MUTATION, {"id": sensor["sensorState"]["id"]})["stopSensor"]
+    assert stopped["instigationState"]["status"] == "STOPPED", stopped
 
 
 def launch_asset_backfill(graphql: DagsterGraphQLClient, asset: str, first: dt.date, last: dt.date) -> str:

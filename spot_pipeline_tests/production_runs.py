@@ -23,6 +23,7 @@ from spot_pipeline_tests.deployment import (
     backfill_state,
     launch_asset_backfill,
     schedule_run_tags,
+    stop_sensor,
 )
 
 CANDLE_ASSET = "cc_ohlcv_spot_1d_raw"
@@ -78,6 +79,9 @@ class ProductionRuns:
 
 
 def run_production_scenario(deployment: Deployment) -> ProductionRuns:
+    # The scenario's candle runs are the ones it launches: the history sensor (which would fetch the
+    # whole history of every new pair) is turned off, as a desk would before its own first backfill.
+    stop_sensor(deployment.graphql, "ohlcv_pair_history_sensor")
     reference_run_id = deployment.graphql.submit_job_execution(
         "refresh_reference_data_job",
         run_config={"universe": {"top_assets": TOP_ASSETS}},

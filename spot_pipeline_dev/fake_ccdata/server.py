@@ -9,6 +9,7 @@ import bisect
 import contextlib
 import json
 import math
+import random
 import socket
 import sys
 import threading
@@ -148,6 +149,7 @@ class FakeCCDataServer:
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
         self._faults: list[_Fault] = []
+        self._random_failures: tuple[float, int, random.Random] | None = None
         self._accepted_times: list[float] = []
         self._over_limit_requests = 0
         self._request_number = 0
@@ -238,6 +240,14 @@ class FakeCCDataServer:
             raise ValueError(f"status must be one of {sorted(INJECTABLE_STATUSES)}, got {status}")
         self._add_fault(_Fault("fail", count, path, status=status, retry_after=retry_after))
 
+    def fail_randomly(self, share: float, status: int = 503, seed: int = 0) -> None:
+        """From now on answer each request with HTTP `status` with probability `share` (0 stops it),
+        drawn from a generator seeded with `seed`, so a failing test replays the same failures."""
+        if status not in INJECTABLE_STATUSES or not 0 <= share < 1:
+            raise ValueError(f"expected a share in [0, 1) and a status in {sorted(INJECTABLE_STATUSES)}")
+        with self._lock:
+            self._random_failures = (share, status, random.Random(seed))
+
     def malformed_next(self, count: int, path: str | None = None) -> None:
         """Answer the next `count` requests with HTTP 200 and a body that is not valid JSON."""
         self._add_fault(_Fault("malformed", count, path))
@@ -280,6 +290,13 @@ class FakeCCDataServer:
             raise ValueError(f"count must be at least 1, got {fault.remaining}")
         with self._lock:
             self._faults.append(fault)
+
+    def _random_failure_status(self) -> int | None:
+        with self._lock:
+            if self._random_failures is None:
+                return None
+            share, status, generator = self._random_failures
+            return status if generator.random() < share else None
 
     def _take_fault(self, kind: str, path: str) -> _Fault | None:
         with self._lock:
@@ -386,6 +403,9 @@ class FakeCCDataServer:
     def _reply(
         self, api: ApiName, path: str, query: dict[str, str], headers: Message, request_number: int
     ) -> _Reply:
+        random_status = self._random_failure_status()
+        if random_status is not None:
+            return _error_reply(api, ApiError(random_status, _FAILURE_MESSAGES[random_status]), None)
         failure = self._take_fault("fail", path)
         if failure:
             error = ApiError(failure.status, _FAILURE_MESSAGES[failure.status])
