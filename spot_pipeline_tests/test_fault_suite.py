@@ -23,20 +23,28 @@ from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.ccdata.vocabulary import EXCHANGES_GENERAL_PATH, HISTORICAL_DAYS_PATH, RATE_LIMIT_PATH
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import MAPPED_KEY, NATURAL_KEY, cc_exchanges_general, cc_ohlcv_spot_1d_raw
+from spot_pipeline.maintenance.deduplication.schedules import deduplicate_ohlcv_job
+from spot_pipeline.maintenance.timestamp_migration.layout import MIGRATING_TABLE
+from spot_pipeline.maintenance.timestamp_migration.schedules import migrate_ohlcv_timestamps_job
 from spot_pipeline.ohlcv import assets as candle_assets
 from spot_pipeline.settings import SettingsError, build_resources
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
+from spot_pipeline_dev.legacy_tables import insert_rows, legacy_row, replace_with_legacy_table
 from spot_pipeline_tests.conftest import mysql_url
 from spot_pipeline_tests.pipeline import (
     candle_metadata,
+    failure_description,
     materialize_candles,
     materialize_reference_and_universe,
 )
 from spot_pipeline_tests.scorecard import SCENARIOS, Outcome, record
+from spot_pipeline_tests.tcp_proxy import RestartableProxy
 from spot_pipeline_tests.test_database_faults import kill_the_first_candle_write
 
 YESTERDAY = utc_today() - dt.timedelta(days=1)
+LEGACY_TABLE = cc_ohlcv_spot_1d_raw.name
+LATER = dt.datetime(2024, 6, 2)
 FIRST = YESTERDAY - dt.timedelta(days=9)
 UNIVERSE = {"top_assets": 5}
 VALUES = ("symbol", "open", "high", "low", "close", "volume", "quote_volume", "total_trades")
@@ -372,3 +380,197 @@ def test_the_committed_scorecard_shows_every_scenario() -> None:
     committed = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     missing = [name for name, (fault, _) in SCENARIOS.items() if f"| {fault} |" not in committed]
     assert not missing, f"run `make scorecard`: docs/reliability.md lacks {missing}"
+
+
+# --- maintenance jobs killed mid-way ---
+
+LEGACY_DAYS = [dt.datetime(2023, 1, 1) + dt.timedelta(days=day) for day in range(400)]
+LEGACY_PAIRS = (("kraken", "BTC-USD"), ("kraken", "ETH-USD"), ("coinbase", "BTC-USD"))
+
+
+def legacy_candles() -> list[dict[str, Any]]:
+    return [legacy_row(day, exchange, symbol) for day in LEGACY_DAYS for exchange, symbol in LEGACY_PAIRS]
+
+
+def maintenance_in_child(job_name: str, url: str, schema_name: str, config: dict[str, Any]) -> None:
+    """A maintenance job in a process of its own (spawned: nothing inherited but its arguments)."""
+    from spot_pipeline.definitions import defs
+
+    job = defs().resolve_job_def(job_name)
+    database = MarketDatabase(url=url, schema_name=schema_name)
+    job.execute_in_process(
+        run_config={"ops": config}, resources={"market_db": database}, raise_on_error=False
+    )
+
+
+def kill_when(child: multiprocessing.process.BaseProcess, reached: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 120
+    while not reached() and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child.is_alive(), "the job finished before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+
+
+def start_child(job_name: str, market_db: MarketDatabase, config: dict[str, Any]) -> multiprocessing.Process:
+    child = multiprocessing.get_context("spawn").Process(
+        target=maintenance_in_child, args=(job_name, market_db.url, market_db.schema_name, config)
+    )
+    child.start()
+    return child
+
+
+def rows_in(market_db: MarketDatabase, name: str) -> int:
+    with market_db.connect() as connection:
+        if name not in sa.inspect(connection).get_table_names(schema=market_db.schema_name):
+            return 0
+        table = sa.table(name, schema=market_db.schema_name)
+        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_sigkill_mid_migration_copy(market_db: MarketDatabase) -> None:
+    with market_db.begin() as connection:
+        insert_rows(connection, replace_with_legacy_table(connection, primary_key=True), legacy_candles())
+    original = snapshot_legacy(market_db)
+    child = start_child(
+        "migrate_ohlcv_timestamps_job",
+        market_db,
+        {"inspect_ohlcv_table": {"config": {"chunk_rows": 3, "parallel_chunks": 1}}},
+    )
+    kill_when(child, lambda: rows_in(market_db, MIGRATING_TABLE) > 30)
+    copied_when_killed = rows_in(market_db, MIGRATING_TABLE)
+    assert trade_timestamps_are_bigint(market_db), "the live table must be the untouched original"
+    rerun = migrate_ohlcv_timestamps_job.execute_in_process(resources={"market_db": market_db})
+    assert rerun.success
+    migrated = snapshot(market_db)
+    lost = sum(1 for key in original if key not in migrated)
+    observed = f"killed with {copied_when_killed} rows copied, original live; the re-run migrated all"
+    record(
+        Outcome("sigkill_mid_migration", dialect_name(market_db), observed, lost, duplicate_keys(market_db))
+    )
+    assert lost == 0 and len(migrated) == len(original) and not trade_timestamps_are_bigint(market_db)
+
+
+def snapshot_legacy(market_db: MarketDatabase) -> set[tuple[Any, ...]]:
+    with market_db.connect() as connection:
+        table = sa.Table(LEGACY_TABLE, sa.MetaData(), schema=market_db.schema_name, autoload_with=connection)
+        return {tuple(row) for row in connection.execute(sa.select(*(table.c[name] for name in NATURAL_KEY)))}
+
+
+def trade_timestamps_are_bigint(market_db: MarketDatabase) -> bool:
+    with market_db.connect() as connection:
+        columns = sa.inspect(connection).get_columns(LEGACY_TABLE, schema=market_db.schema_name)
+    types = {column["name"]: column["type"] for column in columns}
+    return isinstance(types["first_trade_timestamp"], sa.Integer)
+
+
+def test_sigkill_mid_dedupe(market_db: MarketDatabase) -> None:
+    rows = legacy_candles()
+    revised = [{**row, "close": row["close"] + 1, "collected_at": LATER} for row in rows]
+    with market_db.begin() as connection:
+        insert_rows(connection, replace_with_legacy_table(connection, primary_key=False), rows + revised)
+    child = start_child(
+        "deduplicate_ohlcv_job", market_db, {"count_duplicate_candles": {"config": {"batch_days": 1}}}
+    )
+    kill_when(child, lambda: rows_in(market_db, LEGACY_TABLE) < len(rows) * 2 - 30)
+    deleted_when_killed = len(rows) * 2 - rows_in(market_db, LEGACY_TABLE)
+    rerun = deduplicate_ohlcv_job.execute_in_process(resources={"market_db": market_db})
+    assert rerun.success
+    with market_db.connect() as connection:
+        table = sa.Table(LEGACY_TABLE, sa.MetaData(), schema=market_db.schema_name, autoload_with=connection)
+        survivors = connection.execute(
+            sa.select(table.c.datetime, table.c.symbol_unmapped, table.c.close)
+        ).all()
+    lost = len(rows) - sum(1 for *_, close in survivors if close == rows[0]["close"] + 1)
+    observed = f"killed after {deleted_when_killed} rows deleted; the re-run kept the latest of each candle"
+    record(Outcome("sigkill_mid_dedupe", dialect_name(market_db), observed, lost, len(survivors) - len(rows)))
+    assert len(survivors) == len(rows) and lost == 0
+
+
+def test_ingestion_while_dedupe_adds_the_unique_key(
+    small_universe: None,
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
+    fake_api: FakeCCDataServer,
+    tmp_path: Path,
+) -> None:
+    assert materialize_candles(ccdata, market_db, FIRST, YESTERDAY).success
+    make_unkeyed_with_duplicates(market_db)
+    outcomes: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def dedupe() -> None:
+        config = {"count_duplicate_candles": {"config": {"add_unique_key": True}}}
+        outcomes["dedupe"] = deduplicate_ohlcv_job.execute_in_process(
+            run_config={"ops": config}, resources={"market_db": market_db}, raise_on_error=False
+        )
+
+    def ingest() -> None:
+        outcomes["ingestion"] = materialize_candles(ccdata, market_db, FIRST, YESTERDAY)
+
+    jobs = [threading.Thread(target=dedupe), threading.Thread(target=ingest)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert outcomes["dedupe"].success
+    ingestion = outcomes["ingestion"]
+    if ingestion.success:
+        observed = "ingestion waited for the dedupe, then wrote"
+    else:
+        assert "add_unique_key: true" in failure_description(ingestion)
+        observed = "ingestion refused the unkeyed table, naming the dedupe; re-run after it"
+        assert materialize_candles(ccdata, market_db, FIRST, YESTERDAY).success
+    score("ingestion_during_dedupe", market_db, clean_run(fake_api, tmp_path), observed)
+
+
+def make_unkeyed_with_duplicates(market_db: MarketDatabase) -> None:
+    """The candle table without its keys (as legacy writers left it), each candle stored twice."""
+    with market_db.begin() as connection:
+        rows = [dict(row) for row in connection.execute(sa.select(cc_ohlcv_spot_1d_raw)).mappings()]
+        unkeyed = sa.Table(
+            LEGACY_TABLE,
+            sa.MetaData(),
+            *(sa.Column(column.name, column.type) for column in cc_ohlcv_spot_1d_raw.columns),
+            schema=market_db.schema_name,
+        )
+        connection.execute(sa.text(f"DROP TABLE {market_db.schema_name}.{LEGACY_TABLE}"))
+        unkeyed.create(connection)
+        older = [
+            {**row, "close": -1.0, "collected_at": row["collected_at"] - dt.timedelta(days=1)} for row in rows
+        ]
+        connection.execute(unkeyed.insert(), rows + older)
+
+
+@pytest.mark.parametrize("market_db", ["mysql"], indirect=True)
+def test_database_restarted_between_batches(
+    small_universe: None, market_db: MarketDatabase, fake_api: FakeCCDataServer, tmp_path: Path
+) -> None:
+    url = sa.make_url(mysql_url())
+    with RestartableProxy(url.host or "127.0.0.1", url.port or 3306) as proxy:
+        proxied_url = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        through_proxy = MarketDatabase(url=proxied_url, schema_name=market_db.schema_name)
+        fake_api.latency_seconds = 0.05  # batches spread over a few seconds
+        outcome: list[dg.ExecuteInProcessResult] = []
+        writer = threading.Thread(
+            target=lambda: outcome.append(
+                materialize_candles(
+                    patient_client(fake_api), through_proxy, FIRST, YESTERDAY, write_batch_rows=100
+                )
+            )
+        )
+        writer.start()
+        deadline = time.monotonic() + 60
+        while len(snapshot(market_db)) < 100 and writer.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stored_before = len(snapshot(market_db))
+        proxy.restart(down_seconds=2.0)
+        writer.join()
+        fake_api.latency_seconds = 0
+        through_proxy.dispose()
+    result = outcome[0]
+    if result.success:
+        observed = f"restarted with {stored_before} candles stored; the writes resumed and the run succeeded"
+    else:
+        observed = f"restarted with {stored_before} candles stored; the run failed, the re-run completed"
+        assert materialize_candles(patient_client(fake_api), market_db, FIRST, YESTERDAY).success
+    score("database_restarted", market_db, clean_run(fake_api, tmp_path), observed)

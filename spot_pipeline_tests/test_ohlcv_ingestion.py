@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.locks import HeldLock
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw, spot_universe
 from spot_pipeline.ohlcv import queries
@@ -211,7 +212,8 @@ def test_two_instruments_with_one_symbol_in_one_batch_never_overwrite_each_other
         return PairResult(pair, [{**row, "symbol": "LUNA-USD", "close": close, "collected_at": day}])
 
     summary = IngestionSummary()
-    writer = CandleWriter(market_db, summary, batch_rows=10, window=DayWindow(YESTERDAY, utc_today()))
+    window = DayWindow(YESTERDAY, utc_today())
+    writer = CandleWriter(market_db, summary, batch_rows=10, window=window, lock=HeldLock())
     writer.add(result(first, 1.0))
     writer.add(result(second, 2.0))
     writer.flush()

@@ -4,11 +4,13 @@ Dagster's `ohlcv_table_writes` pool keeps such steps from being scheduled togeth
 guarantee underneath, holding even for runs launched outside the daemon. Both forms are released by
 the operating system or the server when the holder dies, so a crash never leaves a stale lock:
 MySQL/MariaDB use a named lock (`GET_LOCK`) tied to a connection; SQLite uses an OS file lock beside
-the database file.
+the database file. A named lock also goes when its connection does (a server restart, a `KILL`):
+`HeldLock.ensure_held()`, called before each write, takes it again, waiting for any other holder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import threading
 import time
@@ -31,34 +33,76 @@ class TableLockTimeout(TimeoutError):
     """Another job held the table's write lock for longer than this one was willing to wait."""
 
 
+class HeldLock:
+    """A write lock being held; `ensure_held()` makes sure it still is (a file lock always is)."""
+
+    def ensure_held(self) -> None:
+        """Take the lock again if it was lost with its connection, before writing under it."""
+
+
 @contextmanager
 def table_write_lock(
     engine: sa.Engine, schema: str, table_name: str, wait_seconds: float = DEFAULT_WAIT_SECONDS
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the exclusive write lock of `schema.table_name` for the duration of the block."""
     name = f"spot_pipeline:{schema}.{table_name}"
     if is_mysql(engine):
-        lock = _mysql_lock(engine, name, wait_seconds)
-    else:
-        lock = _sqlite_lock(engine, name, wait_seconds)
-    with lock:
-        yield
-
-
-@contextmanager
-def _mysql_lock(engine: sa.Engine, name: str, wait_seconds: float) -> Iterator[None]:
-    with engine.connect() as connection:
-        acquired = connection.execute(
-            sa.text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": wait_seconds}
-        ).scalar()
-        connection.commit()
-        if acquired != 1:
-            raise TableLockTimeout(_timeout_message(name, wait_seconds))
+        lock = _MySqlNamedLock(engine, name, wait_seconds)
+        lock.acquire()
         try:
-            yield
+            yield lock
         finally:
-            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-            connection.commit()
+            lock.release()
+        return
+    with _sqlite_lock(engine, name, wait_seconds):
+        yield HeldLock()
+
+
+class _MySqlNamedLock(HeldLock):
+    """`GET_LOCK` on a connection of its own, taken again on a new one if the server dropped it."""
+
+    def __init__(self, engine: sa.Engine, name: str, wait_seconds: float) -> None:
+        self._engine = engine
+        self._name = name
+        self._wait_seconds = wait_seconds
+        self._connection: sa.Connection | None = None
+
+    def acquire(self) -> None:
+        connection = self._engine.connect()
+        acquired = self._query(connection, "SELECT GET_LOCK(:name, :wait)", wait=self._wait_seconds)
+        if acquired != 1:
+            connection.close()
+            raise TableLockTimeout(_timeout_message(self._name, self._wait_seconds))
+        self._connection = connection
+
+    def ensure_held(self) -> None:
+        if self._connection is not None:
+            try:
+                held = self._query(self._connection, "SELECT IS_USED_LOCK(:name) = CONNECTION_ID()")
+            except sa.exc.DBAPIError:
+                held = False  # the connection is gone, and the lock with it
+            if held:
+                return
+            self._close()
+        self.acquire()
+
+    def release(self) -> None:
+        if self._connection is not None:
+            # A lost connection already released the lock on the server.
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._query(self._connection, "SELECT RELEASE_LOCK(:name)")
+        self._close()
+
+    def _query(self, connection: sa.Connection, statement: str, **values: object) -> object:
+        result = connection.execute(sa.text(statement), {"name": self._name, **values}).scalar()
+        connection.commit()
+        return result
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sa.exc.DBAPIError):
+                self._connection.close()
+            self._connection = None
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from spot_pipeline.db.dialect import is_mysql
 from spot_pipeline.db.engine import DatabaseConfigError, create_market_engine, read_only_connection, safe_url
 from spot_pipeline.db.inspection import check_identifier
-from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, table_write_lock
+from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, HeldLock, table_write_lock
 from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
 from spot_pipeline.db.transient import error_name
 
@@ -95,7 +95,7 @@ class MarketDatabase(dg.ConfigurableResource):
 
     def write_lock(
         self, table: sa.Table, wait_seconds: float = DEFAULT_WAIT_SECONDS
-    ) -> AbstractContextManager[None]:
+    ) -> AbstractContextManager[HeldLock]:
         """The exclusive write lock of a table (see `spot_pipeline.db.locks`)."""
         return table_write_lock(self.engine, self.schema_name, table.name, wait_seconds)
 

@@ -130,7 +130,7 @@ def ingest_and_check(
     are named in a failure raised after the others are stored; a refused API key stops everything."""
     started, stats_before = time.monotonic(), ccdata.stats
     first, end = day_start(window.start), day_start(window.end)
-    with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw):
+    with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw) as lock:
         with market_db.connect() as connection:
             _require_writable_table(connection, market_db.schema_name)
             pairs = choose_pairs(connection)
@@ -138,7 +138,7 @@ def ingest_and_check(
         budget = _start_budget(ccdata, len(pairs), window, log, config.ignore_api_budget)
         try:
             summary = ingest_window(
-                ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows, log.warning
+                ccdata, market_db, pairs, window, utc_now(), config.write_batch_rows, lock, log.warning
             )
         except CCDataAuthError as error:
             raise dg.Failure(description=f"the run stopped at the first refused request: {error}") from None

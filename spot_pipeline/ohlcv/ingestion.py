@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
+from spot_pipeline.db.locks import HeldLock
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.transient import DatabaseUnavailableError, retry_transient
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
@@ -59,9 +60,11 @@ class CandleWriter:
         summary: IngestionSummary,
         batch_rows: int,
         window: DayWindow,
+        lock: HeldLock,
         on_retry: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._market_db = market_db
+        self._lock = lock
         self._on_retry = on_retry
         self._summary = summary
         self._batch_rows = batch_rows
@@ -96,6 +99,7 @@ class CandleWriter:
         """One transaction for the batch, repeated with backoff if the database drops it."""
 
         def transaction() -> None:
+            self._lock.ensure_held()
             with self._market_db.begin() as connection:
                 write_candles(connection, [row for result in batch for row in result.rows])
                 record_fetched(connection, [self._fetched(result) for result in batch], utc_now())
@@ -124,6 +128,7 @@ def ingest_window(
     window: DayWindow,
     collected_at: dt.datetime,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    lock: HeldLock | None = None,
     on_retry: Callable[[str], None] = lambda _: None,
 ) -> IngestionSummary:
     """Fetch and store every pair's candles for the window; failed pairs are reported, not raised.
@@ -134,7 +139,7 @@ def ingest_window(
     """
     window = window.before(utc_today())
     summary = IngestionSummary()
-    writer = CandleWriter(market_db, summary, batch_rows, window, on_retry)
+    writer = CandleWriter(market_db, summary, batch_rows, window, lock or HeldLock(), on_retry)
     try:
         for result in fetch_pairs(client, pairs, window, collected_at):
             writer.add(result)
