@@ -298,7 +298,7 @@ BAD_SETTINGS = {
 
 
 @pytest.mark.parametrize("market_db", ["sqlite"], indirect=True)
-def test_bad_inputs(market_db: MarketDatabase, fake_api: FakeCCDataServer) -> None:
+def test_bad_inputs(small_universe: None, market_db: MarketDatabase, fake_api: FakeCCDataServer) -> None:
     with pytest.raises(SettingsError) as settings:
         build_resources(BAD_SETTINGS)
     assert all(name in str(settings.value) for name in BAD_SETTINGS)
@@ -311,9 +311,12 @@ def test_bad_inputs(market_db: MarketDatabase, fake_api: FakeCCDataServer) -> No
         with pytest.raises(dg.DagsterError):
             dg.validate_run_config(job, run_config)
     outside = materialize_candles(fake_api.client(), market_db, dt.date(1999, 1, 1), dt.date(1999, 1, 2))
-    assert not outside.success
+    assert "before the first partition" in failure_description(outside)
     assert fake_api.request_count() == 0
-    observed = "4 bad settings named at once; quoted names and bad run config refused; no request sent"
+    observed = (
+        "4 bad settings named at once; quoted names, bad run config and days before the first "
+        "partition refused; no request sent"
+    )
     record(Outcome("bad_inputs", "SQLite", observed, 0, duplicate_keys(market_db)))
 
 

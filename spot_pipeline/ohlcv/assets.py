@@ -195,6 +195,11 @@ def _run_window(context: dg.AssetExecutionContext) -> DayWindow:
     window = DayWindow(time_window.start.date(), time_window.end.date()).before(utc_today())
     if window.days == 0:
         raise dg.Failure(f"{time_window.start.date()} is not a closed UTC day yet: nothing to ingest")
+    if window.start < HISTORY_START.date():
+        raise dg.Failure(
+            f"the range starts on {window.start}, before the first partition {HISTORY_START.date()}: "
+            "pick days from there on, or set OHLCV_START_DATE earlier"
+        )
     return window
 
 
