@@ -388,12 +388,10 @@ def test_a_symbol_handed_to_another_instrument_never_overwrites_the_previous_hol
 def repair(
     ccdata: CCDataClient, market_db: MarketDatabase, first: dt.date, **config: Any
 ) -> dg.ExecuteInProcessResult:
-    run_config = {
-        "repair_pairs": RepairConfig(first_day=first.isoformat(), last_day=YESTERDAY.isoformat(), **config)
-    }
+    run_config = {"first_day": first.isoformat(), "last_day": YESTERDAY.isoformat(), **config}
     return repair_ohlcv_pairs_job.execute_in_process(
         resources={"ccdata": ccdata, "market_db": market_db},
-        run_config=dg.RunConfig(ops=run_config),
+        run_config=run_config,
         raise_on_error=False,
     )
 
@@ -546,3 +544,25 @@ def test_a_ranged_run_shows_each_days_own_figures_on_its_partition(
         assert day.isoformat() in figures["preview"] and figures["window"] == str(
             DayWindow(first, YESTERDAY + dt.timedelta(days=1))
         )
+
+
+@pytest.mark.parametrize(
+    ("job_name", "run_config"),
+    [
+        (
+            "repair_ohlcv_pairs_job",
+            {"instruments": ["kraken:X"], "first_day": "2024-02-01", "last_day": "2024-01-01"},
+        ),
+        (
+            "repair_ohlcv_pairs_job",
+            {"instruments": ["kraken"], "first_day": "2024-01-01", "last_day": "2024-01-02"},
+        ),
+        ("ohlcv_pair_history_job", {"write_batch_rows": 5}),
+    ],
+)
+def test_the_pair_jobs_refuse_a_bad_config_when_the_run_is_launched(job_name: str, run_config: dict) -> None:
+    from spot_pipeline.definitions import defs
+
+    with pytest.raises(dg.DagsterError) as refused:
+        dg.validate_run_config(defs().resolve_job_def(job_name), run_config)
+    assert "validation error" in str(refused.value.__cause__)

@@ -8,10 +8,11 @@ import dagster as dg
 
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import spot_universe
+from spot_pipeline.launch_config import validated_at_launch
 from spot_pipeline.metadata import OWNERS, ownership_tags
-from spot_pipeline.ohlcv.assets import cc_ohlcv_spot_1d_raw
+from spot_pipeline.ohlcv.assets import CandleRunConfig, cc_ohlcv_spot_1d_raw
 from spot_pipeline.ohlcv.coverage import pairs_lacking_history
-from spot_pipeline.ohlcv.ops import fetch_missing_history, repair_pairs
+from spot_pipeline.ohlcv.ops import RepairConfig, fetch_missing_history, repair_pairs
 from spot_pipeline.ohlcv.partitions import HISTORY_START, daily_partitions
 from spot_pipeline.settings import read_setting
 
@@ -62,8 +63,9 @@ def ohlcv_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest
     tags=RAW_CANDLE_TAGS,
     description="Re-ingest chosen pairs (market:INSTRUMENT, or a mapped instrument on every exchange) "
     "over a day range: the fix for a ticker handed over to another instrument, a failed pair or a "
-    "provider correction. Same writer, write lock, pool and window checks as the daily run. Config "
-    "on repair_pairs (instruments, mapped_instruments, first_day, last_day).",
+    "provider correction. Same writer, write lock, pool and window checks as the daily run. Config: "
+    "instruments, mapped_instruments, first_day, last_day (checked when the run is launched).",
+    config=validated_at_launch(RepairConfig, "repair_pairs"),
 )
 def repair_ohlcv_pairs_job() -> None:
     repair_pairs()
@@ -75,6 +77,7 @@ def repair_ohlcv_pairs_job() -> None:
     description="Fetch the whole history (from OHLCV_START_DATE) of the universe pairs that lack it, "
     "about one request per pair, under the same write lock, pool and checks as the daily run. "
     "Launched by ohlcv_pair_history_sensor after a universe refresh; safe to launch by hand.",
+    config=validated_at_launch(CandleRunConfig, "fetch_missing_history"),
 )
 def ohlcv_pair_history_job() -> None:
     fetch_missing_history()
