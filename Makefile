@@ -48,6 +48,7 @@ fake-api: $(STAMP)
 
 ## Regenerate docs/reliability.md from the fault suite's results (MariaDB rows need SPOT_PIPELINE_TEST_MYSQL_URL).
 scorecard: $(STAMP)
+	@[ -n "$$SPOT_PIPELINE_TEST_MYSQL_URL" ] || { echo "set SPOT_PIPELINE_TEST_MYSQL_URL: the scorecard has MariaDB rows"; exit 2; }
 	SPOT_PIPELINE_SCORECARD=$(CURDIR)/.scorecard.json $(BIN)/python -m pytest -q \
 		spot_pipeline_tests/test_fault_suite.py -k "not committed_scorecard"
 	$(BIN)/python -m spot_pipeline_tests.scorecard .scorecard.json > docs/reliability.md

@@ -36,7 +36,12 @@ def materialize_reference_and_universe(
 
 
 def materialize_candles(
-    ccdata: CCDataClient, market_db: MarketDatabase, first: dt.date, last: dt.date, **config: Any
+    ccdata: CCDataClient,
+    market_db: MarketDatabase,
+    first: dt.date,
+    last: dt.date,
+    instance: dg.DagsterInstance | None = None,
+    **config: Any,
 ) -> dg.ExecuteInProcessResult:
     """One run over the partitions first..last (inclusive), as a backfill or the schedule launches it."""
     return dg.materialize(
@@ -45,6 +50,7 @@ def materialize_candles(
         tags={PARTITION_RANGE_START_TAG: first.isoformat(), PARTITION_RANGE_END_TAG: last.isoformat()},
         run_config=dg.RunConfig({"cc_ohlcv_spot_1d_raw": CandleRunConfig(**config)}),
         raise_on_error=False,
+        instance=instance,
     )
 
 

@@ -19,6 +19,7 @@ class RestartableProxy:
         self._target = (target_host, target_port)
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
+        self._down = False
         self._listener = self._listen(0)
         self.port = self._listener.getsockname()[1]
         self._stopping = threading.Event()
@@ -34,10 +35,13 @@ class RestartableProxy:
 
     def restart(self, down_seconds: float) -> None:
         """Drop every connection, refuse new ones for `down_seconds`, then listen again."""
+        with self._lock:
+            self._down = True
         self._close_everything()
         time.sleep(down_seconds)
         with self._lock:
             self._listener = self._listen(self.port)
+            self._down = False
 
     def _listen(self, port: int) -> socket.socket:
         listener = socket.socket()
@@ -74,6 +78,10 @@ class RestartableProxy:
             client.close()
             return
         with self._lock:
+            if self._down:  # accepted just as the restart began: it goes down with the rest
+                client.close()
+                server.close()
+                return
             self._open |= {client, server}
         for source, sink in ((client, server), (server, client)):
             threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
@@ -82,6 +90,9 @@ class RestartableProxy:
         with contextlib.suppress(OSError):
             while data := source.recv(_CHUNK):
                 sink.sendall(data)
+        with self._lock:
+            self._open -= {source, sink}
         for sock in (source, sink):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            sock.close()

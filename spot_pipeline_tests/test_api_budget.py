@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from spot_pipeline.ccdata import CCDataClient, RateLimiter
+from spot_pipeline.ccdata import CCDataClient, CCDataPayloadError, RateLimiter
 from spot_pipeline.ccdata.key_limits import KeyLimits
 from spot_pipeline.ccdata.rate_limiter import WINDOW_MARGIN
 from spot_pipeline.db.resource import MarketDatabase
@@ -46,7 +46,6 @@ def test_the_pace_is_the_keys_second_never_above_the_configured_rate() -> None:
     limits = KeyLimits.from_payload(key_payload(SMALL_KEY, SMALL_KEY))
     assert limits.calls_per_second(configured=20) == 5
     assert limits.calls_per_second(configured=2) == 2
-    assert limits.sustainable_rate(configured=20) == pytest.approx(600 / 3600)
 
 
 def test_a_run_that_fits_the_minute_takes_the_seconds_pace_and_a_longer_one_waits_for_windows() -> None:
@@ -72,8 +71,14 @@ def test_windows_the_provider_does_not_report_are_left_out() -> None:
 
 
 def test_a_payload_without_the_key_section_is_a_clear_error() -> None:
-    with pytest.raises(Exception, match=r"API_KEY\.MAX"):
-        KeyLimits.from_payload({"Data": {}})
+    with pytest.raises(CCDataPayloadError, match=r"API_KEY\.MAX"):
+        KeyLimits.from_payload({"TYPE": "3000"})
+
+
+def test_a_key_over_its_soft_cap_has_nothing_left() -> None:
+    limits = KeyLimits.from_payload(key_payload(SMALL_KEY, {**SMALL_KEY, "DAY": -12}))
+    short = limits.shortfall(1)
+    assert short is not None and short.name == "DAY" and short.remaining == 0
 
 
 def test_a_minute_window_lets_the_remaining_calls_go_at_once_then_waits_a_window() -> None:

@@ -544,7 +544,7 @@ def test_held_answers_wait_until_released(server: FakeCCDataServer) -> None:
     assert get(server.data_api_url, RATE_LIMIT).status_code == 200
 
 
-def test_rate_limit_per_second_is_enforced(server: FakeCCDataServer) -> None:
+def test_a_key_limit_per_second_is_enforced(server: FakeCCDataServer) -> None:
     server.limit_key(second=5)
     responses = [get(server.data_api_url, RATE_LIMIT) for _ in range(8)]
     assert [response.status_code for response in responses] == [200] * 5 + [429] * 3

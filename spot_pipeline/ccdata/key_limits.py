@@ -51,10 +51,11 @@ class KeyLimits:
         remaining = key.get("REMAINING") if isinstance(key, dict) else None
         if not isinstance(maxima, dict) or not isinstance(remaining, dict):
             raise CCDataPayloadError("'Data' lacks API_KEY.MAX and API_KEY.REMAINING", path=RATE_LIMIT_PATH)
+        # Above its maximum (the provider allows a soft cap) a key reports negative REMAINING: none left.
         windows = {
-            name: WindowLimit(name, int(maxima[name]), int(remaining.get(name, maxima[name])))
+            name: WindowLimit(name, int(maxima[name]), max(0, int(remaining.get(name, maxima[name]))))
             for name in WINDOW_SECONDS
-            if _is_count(maxima.get(name)) and _is_count(remaining.get(name, 0))
+            if _is_count(maxima.get(name)) and _is_number(remaining.get(name, 0))
         }
         return cls(windows)
 
@@ -63,16 +64,11 @@ class KeyLimits:
         second = self.windows.get("SECOND")
         return min(configured, second.maximum) if second and second.maximum > 0 else configured
 
-    def sustainable_rate(self, configured: float) -> float:
-        """Calls per second that every pacing window allows for ever (the longest run's average)."""
-        rates = [self.calls_per_second(configured)]
-        rates += [window.maximum / window.seconds for window in self._windows(PACING_WINDOWS[1:])]
-        return min(rates)
-
     def seconds_for(self, calls: int, configured: float) -> float:
-        """The least time `calls` calls take: at the second's pace, and once a minute's or an hour's
-        remaining calls are spent, one more window for each further `maximum` calls, the last
-        window's calls again at the second's pace."""
+        """How long `calls` calls take: at the second's pace, and once a minute's or an hour's
+        remaining calls are spent, one more whole window for each further `maximum` calls, the last
+        window's calls again at the second's pace (whole windows: an upper bound when the provider's
+        windows are fixed and the current one is partly over)."""
         pace = self.calls_per_second(configured)
         seconds = calls / pace
         for window in self.pacing_windows():
@@ -94,5 +90,9 @@ class KeyLimits:
         return [self.windows[name] for name in names if name in self.windows]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return _is_number(value) and value >= 0

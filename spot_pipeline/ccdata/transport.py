@@ -186,7 +186,7 @@ class Transport:
         url = self._url(call)
         # Exceptions from requests are re-raised `from None` with class names only: their text can
         # carry request details (headers included), which must not reach logs or tracebacks.
-        timeout, host = self._settings.timeout_seconds, urlsplit(url).netloc
+        timeout, host = self._settings.timeout_seconds, _host(url)
         try:
             return self._session.get(url, params=call.query, timeout=timeout)
         except requests.Timeout:
@@ -349,6 +349,12 @@ def check_base_url(url: str) -> str:
             "expected a base URL without a query string or fragment (the API key is set on its own)"
         )
     return url.rstrip("/")
+
+
+def _host(url: str) -> str:
+    """host:port of a URL, without any credentials it may hold."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def _resolve(value: str | dg.EnvVar | None) -> str | None:

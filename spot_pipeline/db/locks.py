@@ -69,7 +69,11 @@ class _MySqlNamedLock(HeldLock):
 
     def acquire(self) -> None:
         connection = self._engine.connect()
-        acquired = self._query(connection, "SELECT GET_LOCK(:name, :wait)", wait=self._wait_seconds)
+        try:
+            acquired = self._query(connection, "SELECT GET_LOCK(:name, :wait)", wait=self._wait_seconds)
+        except BaseException:
+            connection.close()
+            raise
         if acquired != 1:
             connection.close()
             raise TableLockTimeout(_timeout_message(self._name, self._wait_seconds))

@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 
 from spot_pipeline.ccdata import CCDataClient, CCDataError
-from spot_pipeline.ccdata.key_limits import KeyLimits, WindowLimit
+from spot_pipeline.ccdata.key_limits import BUDGET_WINDOWS, KeyLimits, WindowLimit
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import DayWindow, plan_requests
 from spot_pipeline.settings import build_resources
@@ -54,7 +54,7 @@ class ApiBudget:
             left = ", ".join(
                 f"{window.remaining} left this {window.name.lower()}"
                 for window in self.limits.windows.values()
-                if window.name in ("DAY", "MONTH")
+                if window.name in BUDGET_WINDOWS
             )
             text += f"; {left}" if left else ""
         return text

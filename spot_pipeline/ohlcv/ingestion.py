@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.locks import HeldLock
+from spot_pipeline.db.locks import HeldLock, TableLockTimeout
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.transient import DatabaseUnavailableError, retry_transient
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
@@ -33,11 +33,12 @@ class IngestionSummary:
     interrupted: str | None = None
 
     def interruption_report(self) -> str:
-        return (
+        report = (
             f"writing stopped: {self.interrupted}. Stored before that, each whole: {self.pairs_ok} pairs, "
             f"{self.rows_written} rows; the window's other pairs were not stored. Re-run the same "
             "partitions once the database is back: writes are upserts, nothing is duplicated"
         )
+        return f"{report}\n{self.failure_report()}" if self.failed else report
 
     def failure_report(self) -> str:
         lines = [f"{len(self.failed)} pair(s) failed; re-run the partition(s) to fill them:"]
@@ -144,6 +145,6 @@ def ingest_window(
         for result in fetch_pairs(client, pairs, window, collected_at):
             writer.add(result)
         writer.flush()
-    except DatabaseUnavailableError as error:
+    except (DatabaseUnavailableError, TableLockTimeout) as error:
         summary.interrupted = str(error)
     return summary

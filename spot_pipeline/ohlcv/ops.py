@@ -21,6 +21,7 @@ from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv import coverage, queries
 from spot_pipeline.ohlcv.assets import CandleRunConfig, WindowOutcome, ingest_and_check
 from spot_pipeline.ohlcv.candles import DayWindow, Pair
+from spot_pipeline.ohlcv.coverage import EXAMPLE_PAIRS
 from spot_pipeline.ohlcv.partitions import HISTORY_START
 from spot_pipeline.timeutils import utc_today
 
@@ -59,7 +60,7 @@ class RepairConfig(CandleRunConfig):
     def _something_to_repair(self) -> Self:
         if not (self.instruments or self.mapped_instruments):
             raise ValueError("name at least one pair in instruments or mapped_instruments")
-        if self.first_day > self.last_day:
+        if dt.date.fromisoformat(self.first_day) > dt.date.fromisoformat(self.last_day):
             raise ValueError(f"first_day {self.first_day} is after last_day {self.last_day}")
         return self
 
@@ -108,7 +109,10 @@ def fetch_missing_history(
 
     def lacking_history(connection: sa.Connection) -> list[Pair]:
         pairs = coverage.pairs_lacking_history(connection, HISTORY_START)
-        context.log.info(f"{len(pairs)} universe pair(s) lack their history: " + ", ".join(map(str, pairs)))
+        examples = ", ".join(map(str, pairs[:EXAMPLE_PAIRS])) + (
+            ", ..." if len(pairs) > EXAMPLE_PAIRS else ""
+        )
+        context.log.info(f"{len(pairs)} universe pair(s) lack their history: {examples}")
         return pairs
 
     with market_db.connect() as connection:

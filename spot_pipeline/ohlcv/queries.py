@@ -376,14 +376,6 @@ def _sample(connection: sa.Connection, condition: sa.ColumnElement[bool]) -> lis
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def latest_candles(connection: sa.Connection, start: dt.datetime, end: dt.datetime) -> list[Row]:
-    """A few candles of the window's latest stored day, for a preview: the day is found through the
-    key, and only its rows are read."""
-    c = cc_ohlcv_spot_1d_raw.c
-    last_day = connection.execute(sa.select(sa.func.max(c.datetime)).where(_in_window(start, end))).scalar()
-    return [] if last_day is None else day_candles(connection, last_day)
-
-
 def day_candles(connection: sa.Connection, day: dt.datetime) -> list[Row]:
     """A few candles of one day, for a preview (read through the key)."""
     c = cc_ohlcv_spot_1d_raw.c

@@ -22,7 +22,7 @@ class ReferenceRefreshConfig(dg.Config):
 
 
 @dg.config_mapping
-def validated_at_launch(config: ReferenceRefreshConfig) -> dict[str, object]:
+def refresh_config_by_step(config: ReferenceRefreshConfig) -> dict[str, object]:
     """Each step's config, once the whole run config has passed its checks."""
     return {
         "ops": {
@@ -36,7 +36,7 @@ def validated_at_launch(config: ReferenceRefreshConfig) -> dict[str, object]:
 refresh_reference_data_job = dg.define_asset_job(
     "refresh_reference_data_job",
     selection=dg.AssetSelection.groups("reference_data", "universe"),
-    config=validated_at_launch,
+    config=refresh_config_by_step,
     description="Refresh exchanges, instruments, assets and volume snapshots from CCData, then recompute "
     "the spot universe. Config: instruments, top_list, universe (validated when the run is launched).",
     owners=OWNERS,

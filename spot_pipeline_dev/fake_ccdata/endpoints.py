@@ -183,8 +183,9 @@ PAID_KEY_LIMITS = {"SECOND": 100, "MINUTE": 6_000, "HOUR": 300_000, "DAY": 5_000
 def rate_limit_status(accepted: list[float], now: float, limits: Mapping[str, int]) -> dict[str, Any]:
     """The key's use and limits per window, counted from the accepted requests' arrival times
     (monotonic; the call being answered is among them, as it counts against the limit)."""
-    windows = WINDOW_SECONDS
-    used = {name: sum(1 for arrival in accepted if now - arrival < span) for name, span in windows.items()}
+    used = {
+        name: sum(1 for arrival in accepted if now - arrival < span) for name, span in WINDOW_SECONDS.items()
+    }
     maximum = {**PAID_KEY_LIMITS, **limits}
     return {
         "TYPE": "3000",
@@ -194,12 +195,12 @@ def rate_limit_status(accepted: list[float], now: float, limits: Mapping[str, in
             "MAX": {"TYPE": "3003", **maximum, "SOFT_CAP_ALLOWANCE_MULTIPLIER": 1.1},
             "REMAINING": {
                 "TYPE": "3004",
-                **{name: max(0, maximum[name] - used[name]) for name in windows},
+                **{name: max(0, maximum[name] - used[name]) for name in WINDOW_SECONDS},
             },
         },
         "AUTH_KEY": {
             "TYPE": "3001",
-            "USED": {"TYPE": "3002", **dict.fromkeys(windows, 0)},
+            "USED": {"TYPE": "3002", **dict.fromkeys(WINDOW_SECONDS, 0)},
             "MAX": {
                 "TYPE": "3003",
                 "MONTH": 200_000,
