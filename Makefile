@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 ## Start Dagster (webserver on http://127.0.0.1:$(PORT), default 3000, and the daemon) on the embedded SQLite
 ## default; DAGSTER_INSTANCE=deploy runs it on the MySQL-backed instance of deploy/dagster.yaml.
 dev: $(STAMP)
+	@# Dagster's storage tables first: the webserver and the daemon would race to create them.
+	$(BIN)/dagster instance migrate > /dev/null
 	$(BIN)/dg dev --host 127.0.0.1 --port $(PORT)
 
 ## Run the test suite (the MariaDB/MySQL half too when SPOT_PIPELINE_TEST_MYSQL_URL is set).

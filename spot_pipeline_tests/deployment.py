@@ -231,6 +231,11 @@ def running_deployment(
             today,
         )
         env = pipeline_env(deployment, home, first_partition)
+        # As a deployment does before its services start: on an empty storage database the webserver
+        # and the daemon would otherwise race to create the same tables.
+        subprocess.run(
+            dagster_command("dagster", "instance", "migrate"), env=env, check=True, capture_output=True
+        )
         webserver = ["-h", "127.0.0.1", "-p", str(port), "-w", workspace]
         for name, command in (
             ("webserver", dagster_command("dagster-webserver", *webserver)),

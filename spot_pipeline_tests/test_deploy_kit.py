@@ -37,7 +37,7 @@ INSTANCE_FILE = DEPLOY / "dagster.yaml"
 HELM_VALUES = DEPLOY / "helm" / "values.yaml"
 CHART_KEYS = DEPLOY / "helm" / "chart-keys.txt"
 
-DAGSTER_SERVICES = ("code-location", "webserver", "daemon")
+DAGSTER_SERVICES = ("storage-migrate", "code-location", "webserver", "daemon")
 SECRET_NAME_PARTS = ("PASSWORD", "API_KEY", "SECRET", "TOKEN")
 MYSQL_STORAGE_CLASSES = {
     "run_storage": "MySQLRunStorage",
@@ -230,8 +230,15 @@ def instance_variables() -> set[str]:
     return set(env_variable_names(load_yaml(INSTANCE_FILE)))
 
 
-def test_compose_runs_the_four_services_of_one_host() -> None:
+def test_compose_runs_the_services_of_one_host() -> None:
     assert set(compose_services()) == {"mariadb", *DAGSTER_SERVICES}
+
+
+def test_the_storage_tables_are_created_before_the_webserver_and_daemon_start() -> None:
+    assert compose_services()["storage-migrate"]["command"] == ["dagster", "instance", "migrate"]
+    for name in ("webserver", "daemon"):
+        condition = compose_services()[name]["depends_on"]["storage-migrate"]["condition"]
+        assert condition == "service_completed_successfully"
 
 
 def test_compose_builds_every_dagster_service_from_the_kits_dockerfile() -> None:
