@@ -20,6 +20,14 @@ _T = TypeVar("_T")
 TRANSIENT_MYSQL_ERRORS = frozenset({1205, 1213, 2003, 2006, 2013, 2055, 4031})
 # SQLite: another process holds the file's write lock beyond the busy timeout.
 TRANSIENT_SQLITE_MESSAGES = ("database is locked",)
+# What the codes a misconfigured or unreachable server answers with mean, for the messages.
+MYSQL_ERROR_MEANINGS = {
+    1044: "access denied to the database",
+    1045: "access denied",
+    1049: "unknown database",
+    2003: "cannot connect",
+    2005: "unknown host",
+}
 DEFAULT_ATTEMPTS = 5
 DEFAULT_FIRST_DELAY_SECONDS = 1.0
 
@@ -74,6 +82,10 @@ def retry_transient(
 
 
 def error_name(error: BaseException) -> str:
-    """The error's class and driver code, e.g. 'OperationalError 2013' (never its text)."""
+    """The error's class and driver code, e.g. 'ProgrammingError 1049 (unknown database)' (never its
+    text, which can carry connection details)."""
     code = getattr(getattr(error, "orig", None), "errno", None)
-    return f"{type(error).__name__} {code}" if code else type(error).__name__
+    if not code:
+        return type(error).__name__
+    meaning = MYSQL_ERROR_MEANINGS.get(code)
+    return f"{type(error).__name__} {code}" + (f" ({meaning})" if meaning else "")

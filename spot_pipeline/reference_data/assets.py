@@ -83,6 +83,7 @@ def cc_exchanges_general(
 class InstrumentsConfig(dg.Config):
     instrument_statuses: list[InstrumentStatus] = Field(
         default=list(INSTRUMENT_STATUSES),
+        validate_default=True,
         min_length=1,
         description="Instrument statuses to fetch, one request each; sent explicitly because the API's "
         "default has changed between versions.",
