@@ -15,7 +15,8 @@ from typing import Any
 from spot_pipeline.ccdata.errors import CCDataPayloadError
 from spot_pipeline.ccdata.vocabulary import RATE_LIMIT_PATH
 
-WINDOW_SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3_600, "DAY": 86_400, "MONTH": 30 * 86_400}
+# Seconds in each of the key's windows, by the names the provider uses.
+WINDOW_SPANS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3_600, "DAY": 86_400, "MONTH": 30 * 86_400}
 PACING_WINDOWS = ("SECOND", "MINUTE", "HOUR")
 BUDGET_WINDOWS = ("DAY", "MONTH")
 
@@ -30,7 +31,7 @@ class WindowLimit:
 
     @property
     def seconds(self) -> int:
-        return WINDOW_SECONDS[self.name]
+        return WINDOW_SPANS[self.name]
 
     @property
     def used(self) -> int:
@@ -54,7 +55,7 @@ class KeyLimits:
         # Above its maximum (the provider allows a soft cap) a key reports negative REMAINING: none left.
         windows = {
             name: WindowLimit(name, int(maxima[name]), max(0, int(remaining.get(name, maxima[name]))))
-            for name in WINDOW_SECONDS
+            for name in WINDOW_SPANS
             if _is_count(maxima.get(name)) and _is_number(remaining.get(name, 0))
         }
         return cls(windows)

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from spot_pipeline.ccdata.key_limits import WINDOW_SECONDS
+from spot_pipeline.ccdata.key_limits import WINDOW_SPANS
 from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES, MAX_CANDLES_PER_CALL
 from spot_pipeline.timeutils import day_start, epoch_seconds, utc_from_epoch
 from spot_pipeline_dev.fake_ccdata.dataset import FakeDataset
@@ -184,7 +184,7 @@ def rate_limit_status(accepted: list[float], now: float, limits: Mapping[str, in
     """The key's use and limits per window, counted from the accepted requests' arrival times
     (monotonic; the call being answered is among them, as it counts against the limit)."""
     used = {
-        name: sum(1 for arrival in accepted if now - arrival < span) for name, span in WINDOW_SECONDS.items()
+        name: sum(1 for arrival in accepted if now - arrival < span) for name, span in WINDOW_SPANS.items()
     }
     maximum = {**PAID_KEY_LIMITS, **limits}
     return {
@@ -195,12 +195,12 @@ def rate_limit_status(accepted: list[float], now: float, limits: Mapping[str, in
             "MAX": {"TYPE": "3003", **maximum, "SOFT_CAP_ALLOWANCE_MULTIPLIER": 1.1},
             "REMAINING": {
                 "TYPE": "3004",
-                **{name: max(0, maximum[name] - used[name]) for name in WINDOW_SECONDS},
+                **{name: max(0, maximum[name] - used[name]) for name in WINDOW_SPANS},
             },
         },
         "AUTH_KEY": {
             "TYPE": "3001",
-            "USED": {"TYPE": "3002", **dict.fromkeys(WINDOW_SECONDS, 0)},
+            "USED": {"TYPE": "3002", **dict.fromkeys(WINDOW_SPANS, 0)},
             "MAX": {
                 "TYPE": "3003",
                 "MONTH": 200_000,

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.ccdata.key_limits import WINDOW_SECONDS
+from spot_pipeline.ccdata.key_limits import WINDOW_SPANS
 from spot_pipeline.ccdata.vocabulary import (
     EXCHANGES_GENERAL_PATH,
     HISTORICAL_DAYS_PATH,
@@ -264,9 +264,9 @@ class FakeCCDataServer:
         """Answer 429 beyond these requests per window, e.g. `limit_key(second=5, minute=60, hour=600)`
         (windows: second, minute, hour, day, month); `/admin/v2/rate/limit` reports them. No argument
         lifts every limit."""
-        unknown = sorted(name for name in per_window if name.upper() not in WINDOW_SECONDS)
+        unknown = sorted(name for name in per_window if name.upper() not in WINDOW_SPANS)
         if unknown:
-            raise ValueError(f"unknown windows {unknown}: use {', '.join(WINDOW_SECONDS).lower()}")
+            raise ValueError(f"unknown windows {unknown}: use {', '.join(WINDOW_SPANS).lower()}")
         with self._lock:
             self.key_limits = {name.upper(): limit for name, limit in per_window.items()}
 
@@ -436,7 +436,7 @@ class FakeCCDataServer:
         with self._lock:
             now = time.monotonic()
             for name, limit in self.key_limits.items():
-                span = WINDOW_SECONDS[name]
+                span = WINDOW_SPANS[name]
                 first_in_window = bisect.bisect_right(self._accepted_times, now - span)
                 if len(self._accepted_times) - first_in_window >= limit:
                     self._over_limit_requests += 1
