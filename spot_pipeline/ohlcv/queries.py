@@ -12,7 +12,14 @@ from operator import itemgetter
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import add_days, replace_rows, row_count, staging_table
+from spot_pipeline.db.dialect import (
+    add_days,
+    batched,
+    insert_if_all_new,
+    replace_rows,
+    row_count,
+    staging_table,
+)
 from spot_pipeline.db.inspection import TableShape, inspect_table
 from spot_pipeline.db.schema import (
     MAPPED_KEY,
@@ -35,6 +42,8 @@ DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
 ONE_DAY = dt.timedelta(days=1)
 SAMPLE_ROWS = 5
 STAGING_TABLE = "spot_pipeline_candles_staging"
+# Keys per probe of a batch's first and last days (three parameters each, within SQLite's limits).
+KEYS_PER_PROBE = 1000
 PREVIEW_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at")
 
 
@@ -113,20 +122,49 @@ def write_candles(connection: sa.Connection, rows: Sequence[Row]) -> int:
     returns the number of rows written.
 
     Keying on the exchange's own instrument id means a remapped instrument (new `symbol`) updates
-    its row instead of adding a second one. The batch's keys are staged in a session-private table
-    and checked against the table with one join; the rows then go in by the dialect's bulk path
-    (see `replace_rows`). Every statement reads the batch's own keys, never the rest of the table.
+    its row instead of adding a second one. New candles (a backfill, the next day) go straight in
+    by the dialect's bulk insert, kept only if no row met a stored one (see `insert_if_all_new`).
+    Otherwise the batch's keys are staged in a session-private table and checked against the
+    table with one join, and the rows replace the stored ones (see `replace_rows`). Every
+    statement reads the batch's own keys, never the rest of the table.
     """
     if not rows:
         return 0
     _refuse_two_instruments_per_symbol(rows)
+    # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
+    in_key_order = sorted(rows, key=itemgetter(*MAPPED_KEY))
+    if not _stores_a_first_or_last_day(connection, in_key_order) and insert_if_all_new(
+        connection, cc_ohlcv_spot_1d_raw, in_key_order
+    ):
+        return len(rows)
     keys = [*MAPPED_KEY, "symbol_unmapped"]
     with staging_table(connection, cc_ohlcv_spot_1d_raw, STAGING_TABLE, keys) as staged:
         replace_rows(connection, staged, [{name: row[name] for name in keys} for row in rows], key_columns=())
         _refuse_symbol_takeover(connection, staged)
-    # Key order keeps InnoDB appending to neighbouring index pages instead of jumping between pairs.
-    in_key_order = sorted(rows, key=itemgetter(*MAPPED_KEY))
     return replace_rows(connection, cc_ohlcv_spot_1d_raw, in_key_order, NATURAL_KEY)
+
+
+def _stores_a_first_or_last_day(connection: sa.Connection, in_key_order: Sequence[Row]) -> bool:
+    """Whether the table holds a candle of one of the rows' instruments or symbols on that
+    instrument's first or last day among the rows: the sign of a re-written window, for which
+    inserting the rows as new would fail and be undone. A few point reads through the keys."""
+    instrument = itemgetter("exchange", "symbol_unmapped", "symbol")
+    # Rows come by day: the first row of an instrument holds its first day, the last its last.
+    first_days = {instrument(row): row["datetime"] for row in reversed(in_key_order)}
+    last_days = {instrument(row): row["datetime"] for row in in_key_order}
+    ends = {(day, *key) for days in (first_days, last_days) for key, day in days.items()}
+    c = cc_ohlcv_spot_1d_raw.c
+    for chunk in batched(sorted(ends), KEYS_PER_PROBE):
+        by_instrument = sa.tuple_(c.datetime, c.exchange, c.symbol_unmapped).in_(
+            [(day, exchange, raw_id) for day, exchange, raw_id, _ in chunk]
+        )
+        by_symbol = sa.tuple_(c.datetime, c.exchange, c.symbol).in_(
+            [(day, exchange, symbol) for day, exchange, _, symbol in chunk]
+        )
+        for condition in (by_instrument, by_symbol):
+            if connection.execute(sa.select(sa.literal(1)).where(condition).limit(1)).first():
+                return True
+    return False
 
 
 def _refuse_two_instruments_per_symbol(rows: Sequence[Row]) -> None:
