@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.db import dialect
-from spot_pipeline.db.dialect import insert_if_all_new
+from spot_pipeline.db.dialect import insert_if_all_new, is_mysql
 from spot_pipeline.db.engine import BULK_LOAD_DIRECTORY_OPTION
 from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.schema import Row, cc_ohlcv_spot_1d_raw
@@ -67,6 +67,10 @@ def write(market_db: MarketDatabase, rows: list[Row]) -> list[str]:
     return sent
 
 
+def loaded_from_files(statements: list[str]) -> bool:
+    return any(statement.startswith("LOAD DATA LOCAL INFILE") for statement in statements)
+
+
 def used_the_guarded_path(statements: list[str]) -> bool:
     return any(STAGING_TABLE in statement for statement in statements)
 
@@ -112,11 +116,22 @@ def test_insert_if_all_new_stores_everything_or_nothing(market_db: MarketDatabas
     existing = candles(1, range(5, 6))
     write(market_db, existing)
     options = {} if bulk_path else {BULK_LOAD_DIRECTORY_OPTION: None}
-    with market_db.begin() as connection:
+    with statements_sent(market_db) as sent, market_db.begin() as connection:
         connection = connection.execution_options(**options)
         assert not insert_if_all_new(connection, cc_ohlcv_spot_1d_raw, candles(1, range(0, 10), variety=9))
         assert insert_if_all_new(connection, cc_ohlcv_spot_1d_raw, candles(2, range(0, 10)))
     assert stored(market_db) == {**keyed(existing), **keyed(candles(2, range(0, 10)))}
+    if is_mysql(market_db.engine):
+        assert loaded_from_files(sent) == bulk_path
+
+
+def test_rows_keep_their_order_in_a_load_file_whatever_they_hold() -> None:
+    """For REPLACE the later of two rows with one key wins, as in an upsert: rows with NULL or text
+    to escape stay in place among the plain ones."""
+    rows = [(1, "a"), (2, None), (3, "b"), (4, "tab\there"), (5, "c")]
+    expected = "1\ta\n2\t\\N\n3\tb\n4\ttab\\there\n5\tc\n"
+    assert dialect._tsv_text(rows, "%s\t%s\n") == expected
+    assert dialect._tsv_text(rows[:2] + rows[4:], "%s\t%s\n") == "1\ta\n2\t\\N\n5\tc\n"
 
 
 @pytest.mark.mysql
@@ -131,6 +146,7 @@ def test_a_value_the_table_cannot_hold_is_refused_in_any_file_of_a_bulk_load(
     rows = candles(1, range(0, dialect.MYSQL_ROWS_IN_FIRST_FILE + dialect.MYSQL_ROWS_PER_FILE + 10))
     bad = 0 if position == "first file" else -1
     rows[bad] = {**rows[bad], "open": "not a number"}
-    with pytest.raises(ValueError, match="hold values its columns cannot store"):
+    with statements_sent(market_db) as sent, pytest.raises(ValueError, match="columns cannot store"):
         write(market_db, rows)
+    assert loaded_from_files(sent)
     assert stored(market_db) == {}

@@ -200,11 +200,14 @@ def _mysql_insert(
     def render(batch: list[Mapping[str, Any]]) -> str:
         return ",".join(f"({','.join(map(mysql_literal, values_of(row)))})" for row in batch)
 
+    # INSERT IGNORE turns what INSERT refuses into warnings; an upsert raises by itself (and may
+    # warn of harmless things, e.g. MySQL 8.0.20+ of VALUES() being deprecated).
+    execute = _execute_refusing_warnings if updated is None else _execute
     affected = 0
     # Rendering the next statement on another thread overlaps it with the server executing this one.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-render") as renderer:
         for values in renderer.map(render, batched(rows, MYSQL_ROWS_PER_STATEMENT)):
-            affected += _execute_refusing_warnings(connection, table, prefix + values + suffix)
+            affected += execute(connection, table, prefix + values + suffix)
     return affected
 
 
@@ -257,6 +260,10 @@ def _switch_threads_promptly() -> None:
     sys.setswitchinterval(min(sys.getswitchinterval(), PROMPT_SWITCH_INTERVAL))
 
 
+def _execute(connection: sa.Connection, _table: sa.Table, statement: str) -> int:
+    return connection.exec_driver_sql(statement).rowcount
+
+
 def _execute_refusing_warnings(connection: sa.Connection, table: sa.Table, statement: str) -> int:
     """Run a write statement; returns the rows the server counts as affected.
 
@@ -280,7 +287,8 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 
 
 def _tsv_text(rows: list[tuple[Any, ...]], plain_line: str | None) -> str:
-    """Rows of values as MySQL's tab-separated text, one line each, not necessarily in their order.
+    """Rows of values as MySQL's tab-separated text, one line each, in their order (for REPLACE,
+    the later of two rows with one key wins, as in an upsert).
 
     Rows without NULL whose columns all print as MySQL reads them are formatted by `plain_line`
     ("%s\\t%s...\\n") in one step each and checked all at once: kept when no value brought a
@@ -288,16 +296,22 @@ def _tsv_text(rows: list[tuple[Any, ...]], plain_line: str | None) -> str:
     """
     if plain_line is None:
         return _escaped_text(rows)
-    with_null = [values for values in rows if None in values]
-    plain = [values for values in rows if None not in values] if with_null else rows
-    text = "".join([plain_line % values for values in plain])
+    lines = [None if None in values else plain_line % values for values in rows]
+    plain = [line for line in lines if line is not None]
+    text = "".join(plain)
     if not _prints_plainly(text, len(plain), len(rows[0])):
         return _escaped_text(rows)
-    return text + _escaped_text(with_null)
+    if len(plain) == len(rows):
+        return text
+    return "".join([line or _escaped_line(values) for line, values in zip(lines, rows, strict=True)])
 
 
 def _escaped_text(rows: list[tuple[Any, ...]]) -> str:
-    return "".join(["\t".join(map(_tsv_field, values)) + "\n" for values in rows])
+    return "".join(map(_escaped_line, rows))
+
+
+def _escaped_line(values: tuple[Any, ...]) -> str:
+    return "\t".join(map(_tsv_field, values)) + "\n"
 
 
 def _prints_plainly(text: str, lines: int, columns: int) -> bool:

@@ -42,8 +42,9 @@ DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
 ONE_DAY = dt.timedelta(days=1)
 SAMPLE_ROWS = 5
 STAGING_TABLE = "spot_pipeline_candles_staging"
-# Keys per probe of a batch's first and last days (three parameters each, within SQLite's limits).
-KEYS_PER_PROBE = 1000
+# Keys per probe of a batch's first and last days: three parameters each, under the 999 that
+# SQLite builds before 3.32 allow.
+KEYS_PER_PROBE = 300
 PREVIEW_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at")
 
 
