@@ -200,14 +200,18 @@ def _mysql_insert(
     def render(batch: list[Mapping[str, Any]]) -> str:
         return ",".join(f"({','.join(map(mysql_literal, values_of(row)))})" for row in batch)
 
-    # INSERT IGNORE turns what INSERT refuses into warnings; an upsert raises by itself (and may
-    # warn of harmless things, e.g. MySQL 8.0.20+ of VALUES() being deprecated).
-    execute = _execute_refusing_warnings if updated is None else _execute
     affected = 0
     # Rendering the next statement on another thread overlaps it with the server executing this one.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mysql-render") as renderer:
         for values in renderer.map(render, batched(rows, MYSQL_ROWS_PER_STATEMENT)):
-            affected += execute(connection, table, prefix + values + suffix)
+            statement = prefix + values + suffix
+            if updated is None:
+                # INSERT IGNORE turns what INSERT refuses into warnings.
+                affected += _execute_refusing_warnings(connection, table, statement)
+            else:
+                # An upsert raises by itself, and may warn of harmless things (MySQL 8.0.20+: VALUES()
+                # is deprecated).
+                affected += connection.exec_driver_sql(statement).rowcount
     return affected
 
 
@@ -253,15 +257,10 @@ def _switch_threads_promptly() -> None:
 
     The driver (pure Python) needs the GIL after every 128 KB it sends: with Python's default
     interval it waits up to 5 ms each time the writer holds it, and the server idles meanwhile.
-    Writing the scale benchmark's backfill into its 10M-row table measured 52 % of LOAD DATA's
-    rate with the default, 78 % with 0.2 ms. The process keeps the shorter interval (restoring it
-    would race with another thread's load); other threads only hand the GIL over more often.
+    The process keeps the shorter interval (restoring it would race with another thread's load);
+    other threads only hand the GIL over more often.
     """
     sys.setswitchinterval(min(sys.getswitchinterval(), PROMPT_SWITCH_INTERVAL))
-
-
-def _execute(connection: sa.Connection, _table: sa.Table, statement: str) -> int:
-    return connection.exec_driver_sql(statement).rowcount
 
 
 def _execute_refusing_warnings(connection: sa.Connection, table: sa.Table, statement: str) -> int:
