@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.db.resource import MarketDatabase
-from spot_pipeline.db.schema import metadata
+from spot_pipeline.db.engine import prepare_schema
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.settings import SETTINGS
@@ -75,7 +75,7 @@ def _empty_schema(database: MarketDatabase) -> None:
     with database.begin() as connection:
         for table_name in sa.inspect(connection).get_table_names(schema=database.schema_name):
             connection.exec_driver_sql(f"DROP TABLE `{database.schema_name}`.`{table_name}`")
-    metadata.create_all(database.engine)
+    prepare_schema(database.engine, database.schema_name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from spot_pipeline.ohlcv.queries import DEDUPLICATION_JOB, MIGRATION_JOB
+from spot_pipeline.live_tables import DEDUPLICATION_JOB, KEY_REPAIR_JOB, MIGRATION_JOB
 from spot_pipeline.ohlcv.schedules import (
     MAX_RETRIES_TAG,
     PARTITION_RANGE_END_TAG,

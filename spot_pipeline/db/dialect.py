@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,12 +52,16 @@ def upsert_rows(
     *,
     keep_on_update: Sequence[str] = (),
 ) -> int:
-    """Upsert rows on their natural key (no key: a plain INSERT); returns the number of rows sent.
+    """Upsert rows on their natural key; returns the number of rows sent.
 
     Every row carries the same columns (those of the first row). Columns in `keep_on_update`
     (e.g. created_at) keep their stored value when the row exists. Runs inside the caller's
-    transaction, so the caller decides what is all-or-nothing.
+    transaction, so the caller decides what is all-or-nothing. An upsert relies on the table's
+    unique key, which the caller checks on the live table first (`spot_pipeline.live_tables`); it
+    never falls back to a plain INSERT.
     """
+    if not key_columns:
+        raise ValueError(f"an upsert into {table.name} needs its key columns: without them it would append")
     if not rows:
         return 0
     columns = _columns_of(table, rows[0])
@@ -104,6 +109,12 @@ def insert_if_all_new(connection: sa.Connection, table: sa.Table, rows: Sequence
     return False
 
 
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert rows (all with the columns of the first) into a table without keys, such as a staging
+    table, by the bulk path where there is one; returns how many went in."""
+    return _insert_skipping_conflicts(connection, table, rows) if rows else 0
+
+
 def _insert_skipping_conflicts(
     connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
 ) -> int:
@@ -135,8 +146,10 @@ def staging_table(
     connection: sa.Connection, table: sa.Table, name: str, columns: Sequence[str]
 ) -> Iterator[sa.Table]:
     """A session-private temporary table of some of `table`'s columns, with no keys, in the caller's
-    transaction (creating and dropping a temporary table commits nothing on MySQL). A leftover of a
-    failed earlier use in a pooled session is dropped first.
+    transaction (creating and dropping a temporary table commits nothing on MySQL). On MySQL/MariaDB
+    its columns are defined as the live table defines them (type, character set, collation), so that
+    a join with the table compares text as the table's own keys do, whatever collation a DBA chose.
+    A leftover of a failed earlier use in a pooled session is dropped first.
     """
     staging = sa.Table(
         name,
@@ -144,13 +157,40 @@ def staging_table(
         *(sa.Column(name, table.c[name].type, autoincrement=False) for name in columns),
         schema=temporary_schema(connection, table.schema),
         prefixes=["TEMPORARY"],
-        # Same character set and collation as the table, so joins on text compare like its keys.
-        **table.dialect_kwargs,
     )
     drop_temporary_table(connection, staging)
-    staging.create(connection)
+    if is_mysql(connection):
+        definitions = ", ".join(_live_column_definitions(connection, table, columns))
+        created = f"CREATE TEMPORARY TABLE {qualified_name(connection, staging)} ({definitions})"
+        connection.exec_driver_sql(created)
+    else:
+        staging.create(connection)
     yield staging
     drop_temporary_table(connection, staging)
+
+
+# A column type as information_schema spells it (varchar(255), bigint(20) unsigned, double, datetime).
+_COLUMN_TYPE = re.compile(r"^[a-z]+(\(\d+(,\d+)?\))?( unsigned)?$")
+
+
+def _live_column_definitions(connection: sa.Connection, table: sa.Table, columns: Sequence[str]) -> list[str]:
+    """`name type [CHARACTER SET cs COLLATE c]` of each column, read from the live table."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = :schema AND TABLE_NAME = :table"
+        ),
+        {"schema": live_schema(connection, table), "table": table.name},
+    )
+    live = {name: (kind, charset, collation) for name, kind, charset, collation in rows}
+    definitions = []
+    for name in columns:
+        kind, charset, collation = live[name]
+        if not _COLUMN_TYPE.fullmatch(kind):
+            raise ValueError(f"{table.name}.{name} has the type {kind!r}, which the pipeline does not write")
+        text = f" CHARACTER SET {charset} COLLATE {collation}" if collation else ""
+        definitions.append(f"{quote_identifier(connection, name)} {kind}{text}")
+    return definitions
 
 
 def _sqlite_insert(
@@ -368,9 +408,14 @@ def mysql_literal(value: Any) -> str:
 
 def qualified_name(connection: sa.Connection, table: sa.TableClause) -> str:
     """`schema`.`table` as the connection addresses it (schema translation applied), quoted."""
-    translate = connection.get_execution_options().get("schema_translate_map") or {}
-    schema = translate.get(table.schema, table.schema)
+    schema = live_schema(connection, table)
     return f"{quote_identifier(connection, schema)}.{quote_identifier(connection, table.name)}"
+
+
+def live_schema(connection: sa.Connection, table: sa.TableClause) -> str | None:
+    """The schema that holds `table` on this connection (`market` translated to the real name)."""
+    translate = connection.get_execution_options().get("schema_translate_map") or {}
+    return translate.get(table.schema, table.schema)
 
 
 def temporary_schema(connection: sa.Connection, schema: str | None) -> str | None:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from spot_pipeline.db.inspection import check_identifier
-from spot_pipeline.db.schema import DEFAULT_SCHEMA, SqliteDateTime
+from spot_pipeline.db.schema import DEFAULT_SCHEMA, SqliteDateTime, metadata
 
 MYSQL_DRIVERS = ("mysql", "mariadb")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -79,7 +79,7 @@ def create_market_engine(url: str, schema: str = DEFAULT_SCHEMA) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, schema)
     else:
-        engine = _mysql_engine(parsed, schema)
+        engine = _mysql_engine(parsed)
     if schema != DEFAULT_SCHEMA:
         engine = engine.execution_options(schema_translate_map={DEFAULT_SCHEMA: schema})
     return engine
@@ -99,7 +99,7 @@ def max_parallel_connections(engine: sa.Engine, requested: int) -> int:
     return 1 if engine.dialect.name == "sqlite" else requested
 
 
-def _mysql_engine(url: URL, schema: str) -> sa.Engine:
+def _mysql_engine(url: URL) -> sa.Engine:
     # The session zone is pinned to UTC so that CURRENT_TIMESTAMP defaults and any NOW() are UTC too.
     connect_args: dict[str, Any] = {
         "time_zone": "+00:00",
@@ -112,11 +112,48 @@ def _mysql_engine(url: URL, schema: str) -> sa.Engine:
         load_directory = _bulk_load_directory()
         connect_args["allow_local_infile_in_path"] = load_directory
     engine = sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600, connect_args=connect_args)
-    with engine.begin() as connection:
-        connection.exec_driver_sql(
-            f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
     return engine.execution_options(**{BULK_LOAD_DIRECTORY_OPTION: load_directory})
+
+
+def prepare_schema(engine: sa.Engine, schema: str, collation: str | None = None) -> None:
+    """Create the schema (MySQL) and the market tables that are missing; existing ones are left as
+    they are. New tables take the schema's own collation (a DBA's choice), or `collation` when given;
+    a schema created here is utf8mb4, with `collation` or the server's default for it.
+    """
+    tables = metadata
+    if engine.dialect.name in MYSQL_DRIVERS:
+        collate = f" COLLATE {check_identifier(collation, 'collation')}" if collation else ""
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4{collate}"
+            )
+            tables = _tables_collated(collation or _schema_collation(connection, schema))
+    tables.create_all(engine, checkfirst=True)
+
+
+def _schema_collation(connection: sa.Connection, schema: str) -> str | None:
+    """The schema's default collation when its character set is utf8mb4 (else the charset's default)."""
+    charset, collation = connection.execute(
+        sa.text(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME = :schema"
+        ),
+        {"schema": schema},
+    ).one()
+    return collation if charset == "utf8mb4" else None
+
+
+def _tables_collated(collation: str | None) -> sa.MetaData:
+    """The market tables, each created in utf8mb4 with `collation` (the charset's default if None).
+
+    Naming the collation matters: a table given only `CHARACTER SET utf8mb4` takes that character
+    set's default collation, not the schema's."""
+    collated = sa.MetaData(schema=DEFAULT_SCHEMA)
+    for table in metadata.sorted_tables:
+        copy = table.to_metadata(collated)
+        if collation:
+            copy.dialect_kwargs["mysql_collate"] = collation
+    return collated
 
 
 @functools.cache

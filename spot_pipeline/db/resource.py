@@ -11,18 +11,25 @@ import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, field_validator
 
 from spot_pipeline.db.dialect import is_mysql
-from spot_pipeline.db.engine import DatabaseConfigError, create_market_engine, read_only_connection, safe_url
+from spot_pipeline.db.engine import (
+    DatabaseConfigError,
+    create_market_engine,
+    prepare_schema,
+    read_only_connection,
+    safe_url,
+)
 from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.locks import DEFAULT_WAIT_SECONDS, HeldLock, table_write_lock
-from spot_pipeline.db.schema import DEFAULT_SCHEMA, metadata
+from spot_pipeline.db.schema import DEFAULT_SCHEMA
 from spot_pipeline.db.transient import error_name
 
 _engines: dict[tuple[str, str], sa.Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def shared_engine(url: str, schema: str) -> sa.Engine:
-    """One engine (and connection pool) per database per process, with the market tables created."""
+def shared_engine(url: str, schema: str, table_collation: str | None = None) -> sa.Engine:
+    """One engine (and connection pool) per database per process, with the market tables created
+    (in `table_collation`, else the schema's own; see `prepare_schema`)."""
     with _engines_lock:
         engine = _engines.get((url, schema))
         if engine is None:
@@ -31,7 +38,7 @@ def shared_engine(url: str, schema: str) -> sa.Engine:
             # SQLite's writer lock already serializes the check-then-create; MySQL needs a named lock.
             creating = table_write_lock(engine, schema, "tables") if is_mysql(engine) else nullcontext()
             with creating:
-                metadata.create_all(engine, checkfirst=True)
+                prepare_schema(engine, schema, table_collation)
             _engines[(url, schema)] = engine
         return engine
 
@@ -56,6 +63,11 @@ class MarketDatabase(dg.ConfigurableResource):
         default=DEFAULT_SCHEMA,
         description="Schema (MySQL database, SQLite attached file) that holds the tables (MARKET_DB_SCHEMA).",
     )
+    table_collation: str | None = Field(
+        default=None,
+        description="Collation of the tables the pipeline creates (MARKET_DB_COLLATION); default: the "
+        "schema's own.",
+    )
     _engine: sa.Engine | None = PrivateAttr(default=None)
 
     @field_validator("schema_name")
@@ -63,11 +75,16 @@ class MarketDatabase(dg.ConfigurableResource):
     def _schema_is_identifier(cls, schema_name: str) -> str:
         return check_identifier(schema_name, "schema name")
 
+    @field_validator("table_collation")
+    @classmethod
+    def _collation_is_identifier(cls, collation: str | None) -> str | None:
+        return None if collation is None else check_identifier(collation, "collation")
+
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
             try:
-                self._engine = shared_engine(self._resolved_url(), self.schema_name)
+                self._engine = shared_engine(self._resolved_url(), self.schema_name, self.table_collation)
             except sa.exc.DBAPIError as error:  # refused, unknown host, access denied, ...
                 url_field = type(self).model_fields["url"].description
                 raise DatabaseConfigError(

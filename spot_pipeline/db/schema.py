@@ -33,8 +33,8 @@ UtcDateTime = sa.DateTime().with_variant(SqliteDateTime(), "sqlite")
 
 metadata = sa.MetaData(schema=DEFAULT_SCHEMA)
 
-# MySQL table options matching the deployed tables (utf8mb4, case-insensitive collation).
-MYSQL_TABLE_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+# Tables are utf8mb4; created ones take the schema's collation (see `engine.prepare_schema`).
+MYSQL_TABLE_OPTIONS = {"mysql_charset": "utf8mb4"}
 
 
 # The parts of an exchange's grade (the min-api's GradePointsSplit), each stored as grade_points_<part>.

@@ -14,6 +14,7 @@ from spot_pipeline.ccdata import CCDataAuthError, CCDataClient, ClientStats
 from spot_pipeline.db import schema
 from spot_pipeline.db.locks import OHLCV_WRITE_POOL
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.live_tables import stop_unless_writable
 from spot_pipeline.metadata import OWNERS, column_schema, markdown_table, ownership_tags
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.budget import ApiBudget, plan_run
@@ -125,14 +126,14 @@ def ingest_and_check(
     config: CandleRunConfig,
     choose_pairs: Callable[[sa.Connection], list[Pair]],
 ) -> WindowOutcome:
-    """Under the candle table's write lock: make sure the table can be written, choose the pairs,
+    """Under the candle table's write lock: make sure the live tables can be written, choose the pairs,
     check the API budget, fetch and write them, then describe and check the window. Pairs that fail
     are named in a failure raised after the others are stored; a refused API key stops everything."""
     started, stats_before = time.monotonic(), ccdata.stats
     first, end = day_start(window.start), day_start(window.end)
     with market_db.write_lock(schema.cc_ohlcv_spot_1d_raw) as lock:
+        stop_unless_writable(market_db, [schema.cc_ohlcv_spot_1d_raw, schema.ohlcv_pair_coverage])
         with market_db.connect() as connection:
-            _require_writable_table(connection, market_db.schema_name)
             pairs = choose_pairs(connection)
             rows_before = queries.count_candles(connection, first, end)
         budget = _start_budget(ccdata, len(pairs), window, log, config.ignore_api_budget)
@@ -180,13 +181,6 @@ def _universe(connection: sa.Connection) -> list[Pair]:
             "spot_universe is empty: materialize spot_universe (refresh_reference_data_job) first"
         )
     return pairs
-
-
-def _require_writable_table(connection: sa.Connection, schema_name: str) -> None:
-    try:
-        queries.require_writable(queries.inspect_candle_table(connection, schema_name))
-    except queries.OhlcvTableNotReady as error:
-        raise dg.Failure(description=str(error)) from None
 
 
 def _run_window(context: dg.AssetExecutionContext) -> DayWindow:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from spot_pipeline.db.collation import same_text
 from spot_pipeline.db.dialect import batched, upsert_rows
 from spot_pipeline.db.schema import Row, ohlcv_pair_coverage, spot_universe
 from spot_pipeline.metadata import markdown_table
@@ -83,7 +84,7 @@ def _latest(*days: dt.datetime | None) -> dt.datetime | None:
     return max(known) if known else None
 
 
-def _universe_coverage(history_start: dt.datetime) -> sa.Select:
+def _universe_coverage(connection: sa.Connection, history_start: dt.datetime) -> sa.Select:
     """Every universe pair with its coverage, and whether it has its history."""
     universe, coverage = spot_universe.c, ohlcv_pair_coverage.c
     has_history = sa.and_(coverage.fetched_from.is_not(None), coverage.fetched_from <= history_start)
@@ -99,8 +100,8 @@ def _universe_coverage(history_start: dt.datetime) -> sa.Select:
         spot_universe.outerjoin(
             ohlcv_pair_coverage,
             sa.and_(
-                coverage.exchange == universe.exchange,
-                coverage.symbol_unmapped == universe.exchange_instrument_id,
+                same_text(connection, universe.exchange, coverage.exchange),
+                same_text(connection, universe.exchange_instrument_id, coverage.symbol_unmapped),
             ),
         )
     )
@@ -108,7 +109,7 @@ def _universe_coverage(history_start: dt.datetime) -> sa.Select:
 
 def pairs_lacking_history(connection: sa.Connection, history_start: dt.datetime) -> list[Pair]:
     """The universe pairs no run has fetched from `history_start` yet."""
-    listing = _universe_coverage(history_start).subquery()
+    listing = _universe_coverage(connection, history_start).subquery()
     query = (
         sa.select(listing.c.exchange, listing.c.exchange_instrument_id, listing.c.mapped_instrument)
         .where(listing.c.has_history == 0)
@@ -119,7 +120,7 @@ def pairs_lacking_history(connection: sa.Connection, history_start: dt.datetime)
 
 def coverage_metadata(connection: sa.Connection, history_start: dt.datetime) -> dict[str, object]:
     """For the UI: how many universe pairs have their history, and the first of those that lack it."""
-    listing = _universe_coverage(history_start).subquery()
+    listing = _universe_coverage(connection, history_start).subquery()
     pairs, with_history = connection.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(listing.c.has_history), 0))
     ).one()

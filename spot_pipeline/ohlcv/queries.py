@@ -1,4 +1,4 @@
-"""All SQL of the daily candles: reading the universe, guarding the table's shape, writing, checking.
+"""All SQL of the daily candles: reading the universe, writing, checking.
 
 Every function takes a connection and runs in the caller's transaction; the checks read only the
 window they are given.
@@ -12,15 +12,16 @@ from operator import itemgetter
 
 import sqlalchemy as sa
 
+from spot_pipeline.db.collation import same_text
 from spot_pipeline.db.dialect import (
     add_days,
     batched,
     insert_if_all_new,
+    insert_rows,
     replace_rows,
     row_count,
     staging_table,
 )
-from spot_pipeline.db.inspection import TableShape, inspect_table
 from spot_pipeline.db.schema import (
     MAPPED_KEY,
     NATURAL_KEY,
@@ -34,11 +35,6 @@ from spot_pipeline.db.schema import (
 from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.timeutils import day_start
 
-# The maintenance jobs that make a legacy table writable, named in the errors that send users to
-# them (a test checks that these jobs exist under these names).
-MIGRATION_JOB = "migrate_ohlcv_timestamps_job"
-DEDUPLICATION_JOB = "deduplicate_ohlcv_job"
-
 ONE_DAY = dt.timedelta(days=1)
 SAMPLE_ROWS = 5
 STAGING_TABLE = "spot_pipeline_candles_staging"
@@ -46,33 +42,6 @@ STAGING_TABLE = "spot_pipeline_candles_staging"
 # SQLite builds before 3.32 allow.
 KEYS_PER_PROBE = 300
 PREVIEW_COLUMNS = ("datetime", "exchange", "symbol_unmapped", "symbol", "close", "volume", "collected_at")
-
-
-class OhlcvTableNotReady(RuntimeError):
-    """The live candle table has a shape that ingestion would write wrong values or duplicates into."""
-
-
-def inspect_candle_table(connection: sa.Connection, schema_name: str) -> TableShape:
-    """The live candle table's column types and unique keys."""
-    return inspect_table(connection, schema_name, cc_ohlcv_spot_1d_raw.name)
-
-
-def require_writable(shape: TableShape) -> None:
-    """Stop before writing when upserts into this table would store wrong values or duplicates."""
-    table = f"market.{shape.name}"
-    families = shape.type_families(TRADE_TIMESTAMP_COLUMNS)
-    not_datetime = [column for column, family in families.items() if family != "DATETIME"]
-    if not_datetime:
-        raise OhlcvTableNotReady(
-            f"{table} still stores {', '.join(not_datetime)} as "
-            f"{shape.type_family(not_datetime[0])} (legacy unix seconds): run {MIGRATION_JOB} to convert "
-            "them to DATETIME before ingesting"
-        )
-    if not shape.has_unique_key(NATURAL_KEY):
-        raise OhlcvTableNotReady(
-            f"{table} has no unique key on ({', '.join(NATURAL_KEY)}), so upserts would append duplicate "
-            f"candles: run {DEDUPLICATION_JOB} with add_unique_key: true to clean the table and add the key"
-        )
 
 
 def pairs_to_repair(
@@ -140,7 +109,7 @@ def write_candles(connection: sa.Connection, rows: Sequence[Row]) -> int:
         return len(rows)
     keys = [*MAPPED_KEY, "symbol_unmapped"]
     with staging_table(connection, cc_ohlcv_spot_1d_raw, STAGING_TABLE, keys) as staged:
-        replace_rows(connection, staged, [{name: row[name] for name in keys} for row in rows], key_columns=())
+        insert_rows(connection, staged, [{name: row[name] for name in keys} for row in rows])
         _refuse_symbol_takeover(connection, staged)
     return replace_rows(connection, cc_ohlcv_spot_1d_raw, in_key_order, NATURAL_KEY)
 
@@ -273,14 +242,14 @@ def missing_candles(connection: sa.Connection, days: Sequence[dt.date]) -> tuple
     ).subquery("days")
     universe, instruments = spot_universe, cc_instruments_spot
     listed = sa.and_(
-        instruments.c.exchange_internal_name == universe.c.exchange,
-        instruments.c.mapped_instrument_symbol == universe.c.mapped_instrument,
+        same_text(connection, universe.c.exchange, instruments.c.exchange_internal_name),
+        same_text(connection, universe.c.mapped_instrument, instruments.c.mapped_instrument_symbol),
     )
     c = cc_ohlcv_spot_1d_raw.c
     stored = sa.and_(
         c.datetime == day_rows.c.day,
-        c.exchange == universe.c.exchange,
-        c.symbol_unmapped == universe.c.exchange_instrument_id,
+        same_text(connection, universe.c.exchange, c.exchange),
+        same_text(connection, universe.c.exchange_instrument_id, c.symbol_unmapped),
     )
     missing = (
         sa.select(universe.c.exchange, universe.c.exchange_instrument_id, day_rows.c.day)
@@ -310,7 +279,7 @@ def close_outliers(
     c = cc_ohlcv_spot_1d_raw.c
     quotes = (
         sa.select(c.datetime, c.exchange, c.symbol, c.close)
-        .where(_in_window(start, end), c.close > 0, _in_universe())
+        .where(_in_window(start, end), c.close > 0, _in_universe(connection))
         .subquery("quotes")
     )
     same_quote = [quotes.c.datetime, quotes.c.symbol]
@@ -356,7 +325,7 @@ def stale_closes(
                 (c.close == sa.func.lag(c.close).over(partition_by=pair, order_by=c.datetime), 0), else_=1
             ).label("changed"),
         )
-        .where(_in_window(start, end), c.volume > 0, _in_universe())
+        .where(_in_window(start, end), c.volume > 0, _in_universe(connection))
         .subquery("traded")
     )
     runs = sa.select(
@@ -387,20 +356,21 @@ def untraded_days_after_listing(
     """Candles with no volume on a day after their instrument's first trade: how many, and a few."""
     c, listed = cc_ohlcv_spot_1d_raw.c, cc_instruments_spot.c
     after_listing = sa.exists().where(
-        listed.exchange_internal_name == c.exchange,
-        listed.exchange_instrument_symbol_raw == c.symbol_unmapped,
+        same_text(connection, c.exchange, listed.exchange_internal_name),
+        same_text(connection, c.symbol_unmapped, listed.exchange_instrument_symbol_raw),
         listed.first_trade_datetime < c.datetime,
     )
     no_volume = sa.or_(c.volume == 0, c.volume.is_(None))
-    condition = sa.and_(_in_window(start, end), no_volume, _in_universe(), after_listing)
+    condition = sa.and_(_in_window(start, end), no_volume, _in_universe(connection), after_listing)
     return row_count(connection, cc_ohlcv_spot_1d_raw, condition), _sample(connection, condition)
 
 
-def _in_universe() -> sa.ColumnElement[bool]:
+def _in_universe(connection: sa.Connection) -> sa.ColumnElement[bool]:
     """The candle belongs to a pair of the universe (the pairs the runs write)."""
     c, universe = cc_ohlcv_spot_1d_raw.c, spot_universe.c
     return sa.exists().where(
-        universe.exchange == c.exchange, universe.exchange_instrument_id == c.symbol_unmapped
+        same_text(connection, c.exchange, universe.exchange),
+        same_text(connection, c.symbol_unmapped, universe.exchange_instrument_id),
     )
 
 

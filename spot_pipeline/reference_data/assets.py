@@ -13,6 +13,7 @@ from spot_pipeline.ccdata.vocabulary import INSTRUMENT_STATUSES, InstrumentStatu
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.live_tables import stop_unless_writable
 from spot_pipeline.metadata import OWNERS, column_schema, ownership_tags, table_preview
 from spot_pipeline.reference_data import parsing, queries
 from spot_pipeline.timeutils import utc_day_start, utc_now
@@ -66,8 +67,9 @@ def cc_exchanges_general(
     Source: min-api `/data/exchanges/general`. Upserted on `internal_name`; the grade decides which
     exchanges enter the spot universe.
     """
+    stop_unless_writable(market_db, [schema.cc_exchanges_general])
     parsed = parsing.exchange_rows(ccdata.exchanges_general(), utc_now())
-    with market_db.begin() as connection:
+    with market_db.write_lock(schema.cc_exchanges_general), market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,
             schema.cc_exchanges_general,
@@ -117,6 +119,7 @@ def cc_instruments_spot(
     Stored instruments of the fetched statuses that the listing no longer holds (delisted, or an
     exchange id now mapped to another symbol) are marked RETIRED in the same transaction.
     """
+    stop_unless_writable(market_db, [schema.cc_instruments_spot])
     now = utc_now()
     markets = config.markets or None
     parsed = parsing.Parsed()
@@ -128,7 +131,7 @@ def cc_instruments_spot(
             f"the API listed no instrument for the statuses {config.instrument_statuses}: nothing was "
             "stored or retired; check the markets and statuses in the run config"
         )
-    with market_db.begin() as connection:
+    with market_db.write_lock(schema.cc_instruments_spot), market_db.begin() as connection:
         metadata = write_reference_rows(
             connection,
             schema.cc_instruments_spot,
@@ -194,9 +197,11 @@ def asset_top_list(
     context: dg.AssetExecutionContext, config: TopListConfig, ccdata: CCDataClient, market_db: MarketDatabase
 ) -> tuple[dg.MaterializeResult, dg.MaterializeResult]:
     """Fetch the asset top list once and store the assets and today's volume snapshot together."""
+    tables = [schema.cc_assets, schema.cc_asset_market_data]
+    stop_unless_writable(market_db, tables)
     now = utc_now()
     items = ccdata.top_list(limit=config.top_list_size, sort_by="SPOT_MOVING_30_DAY_QUOTE_VOLUME_USD")
-    with market_db.begin() as connection:
+    with market_db.write_lock(tables[0]), market_db.write_lock(tables[1]), market_db.begin() as connection:
         assets = write_reference_rows(
             connection,
             schema.cc_assets,

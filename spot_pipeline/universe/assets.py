@@ -7,6 +7,7 @@ from spot_pipeline.ccdata.vocabulary import ExchangeGrade
 from spot_pipeline.db import schema
 from spot_pipeline.db.dialect import row_count
 from spot_pipeline.db.resource import MarketDatabase
+from spot_pipeline.live_tables import stop_unless_writable
 from spot_pipeline.metadata import OWNERS, column_schema, markdown_table, ownership_tags
 from spot_pipeline.timeutils import utc_now
 from spot_pipeline.universe import queries
@@ -43,8 +44,11 @@ def spot_universe(config: UniverseConfig, market_db: MarketDatabase) -> dg.Mater
     Stored in `market.spot_universe`, replaced as a whole in one transaction, and only by a
     universe that holds at least one pair: a selection of nothing fails and keeps the stored one.
     """
-    query = queries.universe_query(config.min_grade, config.top_assets, config.quote_assets, utc_now())
-    with market_db.begin() as connection:
+    stop_unless_writable(market_db, [schema.spot_universe])
+    with market_db.write_lock(schema.spot_universe), market_db.begin() as connection:
+        query = queries.universe_query(
+            connection, config.min_grade, config.top_assets, config.quote_assets, utc_now()
+        )
         queries.replace_universe(connection, query)
         pairs = row_count(connection, schema.spot_universe)
         if not pairs:

@@ -2,7 +2,8 @@
 reference tables, and the questions its metadata and checks ask.
 
 - Exchanges graded `min_grade` or better (grades best first: AA, A, BB, B, C, D, E, F).
-- Exchange names matched case-insensitively: min-api says `Kraken`, data-api markets say `kraken`.
+- Exchange names matched case-insensitively: min-api says `Kraken`, data-api markets say `kraken`
+  (whatever collation each table has: see `db.collation`).
 - Top N base assets by their latest snapshot's 30-day spot quote volume, selected by asset id
   (symbols are not unique across assets).
 - ACTIVE instruments only, optionally only those quoted in `quote_assets`.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata.vocabulary import ACTIVE_STATUS, GRADE_SCALE, qualifying_grades
+from spot_pipeline.db.collation import same_text_ignoring_case
 from spot_pipeline.db.schema import (
     UtcDateTime,
     cc_asset_market_data,
@@ -82,7 +84,11 @@ def top_assets(limit: int) -> sa.Subquery:
 
 
 def universe_query(
-    min_grade: str, top_asset_count: int, quote_assets: Sequence[str], selected_at: dt.datetime
+    connection: sa.Connection,
+    min_grade: str,
+    top_asset_count: int,
+    quote_assets: Sequence[str],
+    selected_at: dt.datetime,
 ) -> sa.Select:
     """One row per ACTIVE exchange instrument that the rules select, shaped like `spot_universe`."""
     instruments = latest_mapping_per_instrument()
@@ -101,7 +107,10 @@ def universe_query(
             assets.c.asset_rank.label("base_asset_rank"),
             sa.literal(selected_at, UtcDateTime).label("selected_at"),
         )
-        .join(exchanges, exchanges.c.market == sa.func.lower(instruments.c.exchange_internal_name))
+        .join(
+            exchanges,
+            same_text_ignoring_case(connection, exchanges.c.market, instruments.c.exchange_internal_name),
+        )
         .join(assets, assets.c.asset_id == instruments.c.base_asset_id)
     )
     if quote_assets:
@@ -138,10 +147,10 @@ def replace_universe(connection: sa.Connection, query: sa.Select) -> None:
 def unmatched_graded_exchanges(connection: sa.Connection, min_grade: str) -> list[str]:
     """Qualified exchanges whose name matches no data-api market in cc_instruments_spot."""
     exchanges = qualified_exchanges(min_grade)
-    markets = sa.select(sa.func.lower(cc_instruments_spot.c.exchange_internal_name))
-    query = (
-        sa.select(exchanges.c.market).where(exchanges.c.market.not_in(markets)).order_by(exchanges.c.market)
+    listed = sa.exists().where(
+        same_text_ignoring_case(connection, exchanges.c.market, cc_instruments_spot.c.exchange_internal_name)
     )
+    query = sa.select(exchanges.c.market).where(~listed).order_by(exchanges.c.market)
     return list(connection.execute(query).scalars())
 
 
