@@ -7,7 +7,9 @@ environment (`settings.py`).
 
 import dagster as dg
 
+import spot_pipeline.maintenance.adoption.definitions
 import spot_pipeline.maintenance.deduplication.definitions
+import spot_pipeline.maintenance.table_keys.definitions
 import spot_pipeline.maintenance.timestamp_migration.definitions
 import spot_pipeline.ohlcv.definitions
 import spot_pipeline.reference_data.definitions
@@ -20,6 +22,8 @@ DOMAIN_DEFINITIONS = (
     spot_pipeline.ohlcv.definitions.defs,
     spot_pipeline.maintenance.timestamp_migration.definitions.defs,
     spot_pipeline.maintenance.deduplication.definitions.defs,
+    spot_pipeline.maintenance.table_keys.definitions.defs,
+    spot_pipeline.maintenance.adoption.definitions.defs,
 )
 
 

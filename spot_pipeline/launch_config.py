@@ -14,11 +14,11 @@ from typing import Any
 import dagster as dg
 
 
-def validated_at_launch(config_type: type[dg.Config], step: str) -> dg.ConfigMapping:
-    """The job's config is `config_type`'s, checked at launch and handed to `step`."""
+def validated_at_launch(config_type: type[dg.Config], *steps: str) -> dg.ConfigMapping:
+    """The job's config is `config_type`'s, checked at launch and handed to each of `steps`."""
 
     def step_config(config: Mapping[str, Any]) -> dict[str, Any]:
-        checked = config_type(**config)
-        return {"ops": {step: {"config": checked.model_dump(mode="json")}}}
+        checked = config_type(**config).model_dump(mode="json")
+        return {"ops": {step: {"config": checked} for step in steps}}
 
     return dg.ConfigMapping(config_fn=step_config, config_schema=config_type.to_config_schema())

@@ -12,6 +12,7 @@ that fixes it. The same findings feed the adoption preflight.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dagster as dg
 import sqlalchemy as sa
@@ -39,20 +40,37 @@ def upsert_key(table: sa.Table) -> tuple[str, ...]:
     return tuple(column.name for column in columns)
 
 
-def table_problems(connection: sa.Connection, schema_name: str, table: sa.Table) -> list[str]:
+@dataclass(frozen=True)
+class LiveTableProblem:
+    """One way a live table keeps the pipeline from writing it: what was found, and the fix."""
+
+    kind: ProblemKind
+    table: str  # schema.table
+    found: str
+    fix: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.table} {self.found}: {self.fix}"
+
+
+def table_problems(connection: sa.Connection, schema_name: str, table: sa.Table) -> list[LiveTableProblem]:
     """Each way the live `table` keeps the pipeline from writing it, with the step that fixes it, in
     the order to take them (empty when the table can be written, or does not exist yet)."""
     shape = inspect_table(connection, schema_name, table.name)
     problems = sorted(shape.problems_writing(table, upsert_key(table)), key=_fixed_first)
     qualified = f"{schema_name}.{table.name}"
-    return [f"{qualified} {_explain(shape, table, qualified, problem)}" for problem in problems]
+    return [
+        LiveTableProblem(problem.kind, qualified, *_explain(shape, table, qualified, problem))
+        for problem in problems
+    ]
 
 
 def require_writable(connection: sa.Connection, schema_name: str, tables: Sequence[sa.Table]) -> None:
     """Stop before writing when any of `tables` would take wrong values, duplicates or no row at all."""
     problems = [problem for table in tables for problem in table_problems(connection, schema_name, table)]
     if problems:
-        raise TableNotWritable("; ".join(problems))
+        raise TableNotWritable("; ".join(problem.text for problem in problems))
 
 
 def stop_unless_writable(market_db: MarketDatabase, tables: Sequence[sa.Table]) -> None:
@@ -72,31 +90,30 @@ def _fixed_first(problem: TableProblem) -> int:
     return _ORDER.index(problem.kind) if problem.kind in _ORDER else len(_ORDER)
 
 
-def _explain(shape: TableShape, table: sa.Table, qualified: str, problem: TableProblem) -> str:
+def _explain(shape: TableShape, table: sa.Table, qualified: str, problem: TableProblem) -> tuple[str, str]:
+    """What was found, and the fix."""
+    found = f"has {problem.describe(shape)}"
     if problem.kind is ProblemKind.KEY and table is cc_ohlcv_spot_1d_raw:
         return (
-            f"has {problem.describe(shape)}, so upserts would append duplicate candles: run "
-            f"{DEDUPLICATION_JOB} with add_unique_key: true to clean the table and add the key"
+            f"{found}, so upserts would append duplicate candles",
+            f"run {DEDUPLICATION_JOB} with add_unique_key: true to clean the table and add the key",
         )
     if problem.kind is ProblemKind.KEY:
         return (
-            f"has {problem.describe(shape)}, so upserts would append rows instead of updating them: run "
-            f"{KEY_REPAIR_JOB} (dry_run: true first), which keeps the latest updated_at of each key and "
-            "adds the key"
+            f"{found}, so upserts would append rows instead of updating them",
+            f"run {KEY_REPAIR_JOB} (dry_run: true first), which keeps the latest updated_at of each key "
+            "and adds the key",
         )
     if problem.kind is ProblemKind.TYPES and _legacy_trade_timestamps(shape, problem):
         return (
-            f"still stores {', '.join(problem.columns)} as INTEGER (legacy unix seconds): run "
-            f"{MIGRATION_JOB} to convert them to DATETIME before ingesting"
+            f"still stores {', '.join(problem.columns)} as INTEGER (legacy unix seconds)",
+            f"run {MIGRATION_JOB} to convert them to DATETIME before ingesting",
         )
     if problem.kind is ProblemKind.CHARSET:
-        return (
-            f"has {problem.describe(shape)}: convert it with "
-            f"ALTER TABLE {qualified} CONVERT TO CHARACTER SET utf8mb4"
-        )
+        return found, f"convert it with ALTER TABLE {qualified} CONVERT TO CHARACTER SET utf8mb4"
     if problem.kind is ProblemKind.UNWRITTEN_REQUIRED:
-        return f"has {problem.describe(shape)}: give them a default or allow NULL"
-    return f"has {problem.describe(shape)}: bring it to the definition in database_schema.md by hand"
+        return found, "give them a default or allow NULL"
+    return found, "bring it to the definition in database_schema.md by hand"
 
 
 def _legacy_trade_timestamps(shape: TableShape, problem: TableProblem) -> bool:

@@ -62,6 +62,12 @@ def _schema_name(value: str) -> str:
     return check_identifier(value, "schema name")
 
 
+def _collation_name(value: str) -> str:
+    if not value.startswith("utf8mb4_"):
+        raise ValueError("expected a utf8mb4 collation, e.g. utf8mb4_unicode_ci")
+    return check_identifier(value, "collation")
+
+
 def _market_db_url(value: str) -> str:
     parse_market_url(value)
     return value
@@ -83,6 +89,7 @@ SETTINGS = {
         EnvSetting("CCDATA_MIN_API_URL", DEFAULT_MIN_API_URL, check_base_url),
         EnvSetting("MARKET_DB_URL", None, _market_db_url, secret=True),
         EnvSetting("MARKET_DB_SCHEMA", "market", _schema_name),
+        EnvSetting("MARKET_DB_COLLATION", None, _collation_name),
         EnvSetting("CCDATA_CALLS_PER_SECOND", "20", _positive_float),
         EnvSetting("CCDATA_MAX_CONCURRENCY", "8", _positive_int),
         EnvSetting("CCDATA_TIMEOUT_SECONDS", "30", _positive_float),
@@ -146,6 +153,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
         "market_db": MarketDatabase(
             url=dg.EnvVar("MARKET_DB_URL") if environ.get("MARKET_DB_URL") else default_market_db_url(),
             schema_name=schema_name,
+            table_collation=read_setting("MARKET_DB_COLLATION", environ),
         ),
     }
 

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from spot_pipeline.ccdata import CCDataClient
-from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.db.engine import prepare_schema
+from spot_pipeline.db.resource import MarketDatabase
 from spot_pipeline.ohlcv import queries
 from spot_pipeline.ohlcv.candles import Pair
 from spot_pipeline.settings import SETTINGS
@@ -45,29 +45,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
 MYSQL_URL_VARIABLE = "SPOT_PIPELINE_TEST_MYSQL_URL"
 REQUIRE_MYSQL_VARIABLE = "SPOT_PIPELINE_REQUIRE_MYSQL"
+# The servers the MariaDB/MySQL half runs on: one with the server's defaults, and one imitating MySQL
+# 8's (sql_mode with ONLY_FULL_GROUP_BY and the strict modes, local_infile off, a non-UTC global time
+# zone, a default collation unlike the legacy tables'), which .ci/run starts beside the first.
+MYSQL_SERVERS = {"mysql": MYSQL_URL_VARIABLE, "mysql8": "SPOT_PIPELINE_TEST_MYSQL8_URL"}
 
 
-def mysql_url() -> str | None:
-    url = os.environ.get(MYSQL_URL_VARIABLE)
+def mysql_url(server: str = "mysql") -> str | None:
+    variable = MYSQL_SERVERS[server]
+    url = os.environ.get(variable)
     if url:
         return url
     if os.environ.get(REQUIRE_MYSQL_VARIABLE) == "1":
-        pytest.fail(f"{REQUIRE_MYSQL_VARIABLE}=1 but {MYSQL_URL_VARIABLE} is not set")
-    pytest.skip(f"set {MYSQL_URL_VARIABLE} to run the MariaDB/MySQL half of the suite")
+        pytest.fail(f"{REQUIRE_MYSQL_VARIABLE}=1 but {variable} is not set")
+    pytest.skip(f"set {variable} to run the MariaDB/MySQL half of the suite on that server")
     return None
+
+
+def server_name(market_db: MarketDatabase) -> str:
+    """SQLite, MariaDB, or MariaDB imitating MySQL 8's defaults: where a `market_db` test ran."""
+    if market_db.engine.dialect.name == "sqlite":
+        return "SQLite"
+    mysql8 = market_db.url == os.environ.get(MYSQL_SERVERS["mysql8"])
+    return "MariaDB (MySQL 8 defaults)" if mysql8 else "MariaDB"
 
 
 @pytest.fixture(scope="session")
 def mysql_test_schema() -> Iterator[str]:
-    """A database private to this test session, dropped at the end."""
+    """A database private to this test session on each server, dropped at the end."""
     schema_name = f"market_test_{uuid.uuid4().hex[:8]}"
     yield schema_name
-    url = os.environ.get(MYSQL_URL_VARIABLE)
-    if url:
-        engine = sa.create_engine(url)
-        with engine.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema_name}`")
-        engine.dispose()
+    for variable in MYSQL_SERVERS.values():
+        url = os.environ.get(variable)
+        if url:
+            engine = sa.create_engine(url)
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{schema_name}`")
+            engine.dispose()
 
 
 def _empty_schema(database: MarketDatabase) -> None:
@@ -78,13 +92,15 @@ def _empty_schema(database: MarketDatabase) -> None:
     prepare_schema(database.engine, database.schema_name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(
+    params=["sqlite", *(pytest.param(server, marks=pytest.mark.mysql) for server in MYSQL_SERVERS)]
+)
 def market_db(request: pytest.FixtureRequest, tmp_path, mysql_test_schema: str) -> Iterator[MarketDatabase]:
-    """An empty market database with every table created, on each dialect in turn."""
+    """An empty market database with every table created, on each dialect and server in turn."""
     if request.param == "sqlite":
         database = MarketDatabase(url=f"sqlite:///{tmp_path / 'market.sqlite'}")
     else:
-        database = MarketDatabase(url=mysql_url(), schema_name=mysql_test_schema)
+        database = MarketDatabase(url=mysql_url(request.param), schema_name=mysql_test_schema)
         _empty_schema(database)
     yield database
     database.dispose()

@@ -87,7 +87,7 @@ def test_the_jobs_that_ingestion_errors_send_users_to_exist() -> None:
     from spot_pipeline.definitions import defs
 
     definitions = defs()
-    for job_name in (MIGRATION_JOB, DEDUPLICATION_JOB):
+    for job_name in (MIGRATION_JOB, DEDUPLICATION_JOB, KEY_REPAIR_JOB):
         assert definitions.resolve_job_def(job_name)
 
 

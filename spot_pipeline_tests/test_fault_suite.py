@@ -31,7 +31,7 @@ from spot_pipeline.settings import SettingsError, build_resources
 from spot_pipeline.timeutils import utc_today
 from spot_pipeline_dev.fake_ccdata import FakeCCDataServer
 from spot_pipeline_dev.legacy_tables import insert_rows, legacy_row, replace_with_legacy_table
-from spot_pipeline_tests.conftest import mysql_url
+from spot_pipeline_tests.conftest import mysql_url, server_name
 from spot_pipeline_tests.pipeline import (
     candle_metadata,
     failure_description,
@@ -91,7 +91,7 @@ def score(scenario: str, market_db: MarketDatabase, clean: Snapshot, observed: s
     stored = snapshot(market_db)
     lost = sum(1 for key, values in clean.items() if stored.get(key) != values)
     duplicates = duplicate_keys(market_db) + len(set(stored) - set(clean))
-    record(Outcome(scenario, dialect_name(market_db), observed, lost, duplicates))
+    record(Outcome(scenario, server_name(market_db), observed, lost, duplicates))
     assert (lost, duplicates) == (0, 0)
 
 
@@ -341,12 +341,8 @@ def test_secret_scan(market_db: MarketDatabase, password_protected: MarketDataba
     ]
     leaks = [text for text in logged if SECRET_KEY in text or (SECRET_PASSWORD in text)]
     observed = f"{len(logged)} log entries and events scanned, {len(leaks)} with a secret"
-    record(Outcome("secret_scan", dialect_name(market_db), observed, 0, 0))
+    record(Outcome("secret_scan", server_name(market_db), observed, 0, 0))
     assert logged and not leaks
-
-
-def dialect_name(market_db: MarketDatabase) -> str:
-    return "MariaDB" if market_db.engine.dialect.name == "mysql" else "SQLite"
 
 
 @pytest.fixture
@@ -361,7 +357,7 @@ def password_protected(market_db: MarketDatabase) -> Iterator[MarketDatabase]:
             f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{SECRET_PASSWORD}'"
         )
         connection.exec_driver_sql(f"GRANT ALL ON `{market_db.schema_name}`.* TO '{user}'@'%'")
-    url = sa.make_url(mysql_url()).set(
+    url = sa.make_url(market_db.url).set(
         username=user, password=SECRET_PASSWORD, database=market_db.schema_name
     )
     database = MarketDatabase(
@@ -444,7 +440,7 @@ def test_sigkill_mid_migration_copy(market_db: MarketDatabase) -> None:
     lost = sum(1 for key in original if key not in migrated)
     observed = f"killed with {copied_when_killed} rows copied, original live; the re-run migrated all"
     record(
-        Outcome("sigkill_mid_migration", dialect_name(market_db), observed, lost, duplicate_keys(market_db))
+        Outcome("sigkill_mid_migration", server_name(market_db), observed, lost, duplicate_keys(market_db))
     )
     assert lost == 0 and len(migrated) == len(original) and not trade_timestamps_are_bigint(market_db)
 
@@ -481,7 +477,7 @@ def test_sigkill_mid_dedupe(market_db: MarketDatabase) -> None:
         ).all()
     lost = len(rows) - sum(1 for *_, close in survivors if close == rows[0]["close"] + 1)
     observed = f"killed after {deleted_when_killed} rows deleted; the re-run kept the latest of each candle"
-    record(Outcome("sigkill_mid_dedupe", dialect_name(market_db), observed, lost, len(survivors) - len(rows)))
+    record(Outcome("sigkill_mid_dedupe", server_name(market_db), observed, lost, len(survivors) - len(rows)))
     assert len(survivors) == len(rows) and lost == 0
 
 

@@ -350,7 +350,8 @@ def test_invalid_epochs_stop_the_job_before_anything_is_touched(invalid_epochs_d
     assert not result.success
     error = step_error(result)
     assert "4 trade timestamps are not seconds since 1970" in error
-    assert "last_trade_timestamp: 2 zero or negative, 1 milliseconds, 1 out of range" in error
+    assert "last_trade_timestamp: 1 zero, 1 negative, 1 milliseconds, 1 out of range" in error
+    assert "The 1 zeros are what the old loader wrote for a day without trades" in error
     assert "set invalid_epochs to 'null'" in error
     assert "X0-USD last_trade_timestamp=0" in error
     assert rows_of(invalid_epochs_db) == before

@@ -118,17 +118,26 @@ def _mysql_engine(url: URL) -> sa.Engine:
 def prepare_schema(engine: sa.Engine, schema: str, collation: str | None = None) -> None:
     """Create the schema (MySQL) and the market tables that are missing; existing ones are left as
     they are. New tables take the schema's own collation (a DBA's choice), or `collation` when given;
-    a schema created here is utf8mb4, with `collation` or the server's default for it.
+    a schema created here is utf8mb4, in `collation` or the server's default collation.
     """
     tables = metadata
     if engine.dialect.name in MYSQL_DRIVERS:
-        collate = f" COLLATE {check_identifier(collation, 'collation')}" if collation else ""
         with engine.begin() as connection:
+            created_in = check_identifier(collation or _server_utf8mb4_collation(connection), "collation")
             connection.exec_driver_sql(
-                f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4{collate}"
+                f"CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET utf8mb4 COLLATE {created_in}"
             )
             tables = _tables_collated(collation or _schema_collation(connection, schema))
     tables.create_all(engine, checkfirst=True)
+
+
+def _server_utf8mb4_collation(connection: sa.Connection) -> str:
+    """The server's default collation when it is a utf8mb4 one; else utf8mb4's default collation."""
+    server, default = connection.exec_driver_sql(
+        "SELECT @@collation_server, (SELECT DEFAULT_COLLATE_NAME FROM information_schema.CHARACTER_SETS "
+        "WHERE CHARACTER_SET_NAME = 'utf8mb4')"
+    ).one()
+    return server if server.startswith("utf8mb4_") else default
 
 
 def _schema_collation(connection: sa.Connection, schema: str) -> str | None:

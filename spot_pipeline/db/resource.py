@@ -110,6 +110,16 @@ class MarketDatabase(dg.ConfigurableResource):
         with read_only_connection(self.engine) as connection:
             yield connection
 
+    @contextmanager
+    def untouched_engine(self) -> Iterator[sa.Engine]:
+        """An engine that creates nothing (no schema, no table), for looking at a database as it is;
+        disposed at the end."""
+        engine = create_market_engine(self._resolved_url(), self.schema_name)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
     def write_lock(
         self, table: sa.Table, wait_seconds: float = DEFAULT_WAIT_SECONDS
     ) -> AbstractContextManager[HeldLock]:

@@ -20,10 +20,11 @@ the session zone, and fails past 2038); SQLite uses `strftime(..., n, 'unixepoch
 Verification maps every value back with the inverse (TIMESTAMPDIFF, strftime('%s')).
 
 Valid epochs are whole seconds from 1 (1970-01-01 00:00:01) to 4102444800 (2100-01-01). Anything else
-is counted by category (zero or negative, milliseconds, out of range) and handled by an
-`InvalidEpochPolicy`: "stop" (the default: nothing is swapped while any remain), "null" (stored as
-NULL) or "milliseconds" (values in the millisecond range are divided by 1000, truncating to the
-second; any other invalid value stops). The lossy policies are safe only because the backup keeps the
+is counted by category (zero, which the old loader wrote for a day without trades; negative;
+milliseconds; out of range) and handled by an `InvalidEpochPolicy`: "stop" (the default: nothing is
+swapped while any remain), "null" (stored as NULL, as the pipeline stores a day without trades) or
+"milliseconds" (values in the millisecond range are divided by 1000, truncating to the second; any
+other invalid value stops). The lossy policies are safe only because the backup keeps the
 original values.
 
 Re-running is always safe: until the rename the original is untouched, and a migrating table left by

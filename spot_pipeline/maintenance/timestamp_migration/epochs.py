@@ -77,8 +77,10 @@ def _is_epoch_milliseconds(value: sa.ColumnElement[int]) -> sa.ColumnElement[boo
 
 
 # Each is NULL for a NULL value, which SQL counts as not met.
+# "zero" first: the old loader stored 0 where the answer had no trade timestamp (a day without trades).
 INVALID_CATEGORIES: dict[str, Callable[[sa.ColumnElement[int]], sa.ColumnElement[bool]]] = {
-    "zero or negative": lambda value: value < MIN_EPOCH_SECONDS,
+    "zero": lambda value: value == 0,
+    "negative": lambda value: value < 0,
     "milliseconds": _is_epoch_milliseconds,
     "out of range": lambda value: sa.and_(value > MAX_EPOCH_SECONDS, sa.not_(_is_epoch_milliseconds(value))),
 }
@@ -87,7 +89,7 @@ INVALID_EPOCH_CATEGORIES = tuple(INVALID_CATEGORIES)
 _UNHANDLED_CATEGORIES: dict[InvalidEpochPolicy, tuple[str, ...]] = {
     "stop": INVALID_EPOCH_CATEGORIES,
     "null": (),
-    "milliseconds": ("zero or negative", "out of range"),
+    "milliseconds": ("zero", "negative", "out of range"),
 }
 
 
@@ -159,6 +161,16 @@ def invalid_epochs_message(survey: EpochSurvey, policy: InvalidEpochPolicy) -> s
     return (
         f"{survey.blocking(policy)} trade timestamps are not seconds since 1970 and "
         f"invalid_epochs={policy!r} does not handle them ({survey.describe()}); nothing was swapped. "
-        f"To migrate, {fix}. Examples (datetime exchange symbol_unmapped symbol column=value): "
-        f"{survey.describe_examples()}"
+        f"{_zeros_explained(survey)}To migrate, {fix}. Examples (datetime exchange symbol_unmapped "
+        f"symbol column=value): {survey.describe_examples()}"
+    )
+
+
+def _zeros_explained(survey: EpochSurvey) -> str:
+    zeros = sum(counts["zero"] for counts in survey.invalid.values())
+    if not zeros:
+        return ""
+    return (
+        f"The {zeros} zeros are what the old loader wrote for a day without trades: invalid_epochs "
+        "'null' stores them as NULL, as the pipeline stores such a day. "
     )

@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from spot_pipeline.db.dialect import is_mysql, qualified_name, quote_identifier
+from spot_pipeline.db.dialect import is_mysql, quote_identifier
 from spot_pipeline.db.inspection import inspect_table, reflect_table
 from spot_pipeline.db.schema import TRADE_TIMESTAMP_COLUMNS, cc_ohlcv_spot_1d_raw
+from spot_pipeline.db.tables import create_like, drop_table, qualified_table_name
 
 ORIGINAL_TABLE = cc_ohlcv_spot_1d_raw.name
 MIGRATING_TABLE = f"{ORIGINAL_TABLE}_migrating"
@@ -112,10 +113,8 @@ def create_migrating_table(connection: sa.Connection, schema_name: str) -> bool:
 
 
 def _create_like_mysql(connection: sa.Connection, schema_name: str) -> None:
-    # CREATE TABLE ... LIKE copies every column attribute, key, index, charset, collation and table option.
-    original = qualified_table_name(connection, schema_name, ORIGINAL_TABLE)
+    create_like(connection, schema_name, ORIGINAL_TABLE, MIGRATING_TABLE)
     migrating = qualified_table_name(connection, schema_name, MIGRATING_TABLE)
-    connection.exec_driver_sql(f"CREATE TABLE {migrating} LIKE {original}")
     comments = {
         column["name"]: column.get("comment")
         for column in sa.inspect(connection).get_columns(ORIGINAL_TABLE, schema=schema_name)
@@ -181,22 +180,6 @@ def _definition(connection: sa.Connection, schema_name: str, table_name: str) ->
     }
 
 
-# --- Tables known by name only: the original, the migrating copy, the backups ------------------
-
-
-def qualified_table_name(connection: sa.Connection, schema: str, table_name: str) -> str:
-    """`schema`.`table` for a table known by name only, quoted."""
-    return qualified_name(connection, sa.table(table_name, schema=schema))
-
-
 def has_rows(connection: sa.Connection, schema: str, table_name: str) -> bool:
     table = sa.table(table_name, schema=schema)
     return connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first() is not None
-
-
-def drop_table(connection: sa.Connection, schema: str, table_name: str) -> bool:
-    """Drop a table if it exists; False when there was none."""
-    if not sa.inspect(connection).has_table(table_name, schema=schema):
-        return False
-    connection.exec_driver_sql(f"DROP TABLE {qualified_table_name(connection, schema, table_name)}")
-    return True

@@ -224,8 +224,10 @@ def _migration_summary(
     count = chunks.chunk_count(rows, config.chunk_rows, inspection.datetime_indexed)
     parallel = min(config.parallel_chunks, count)
     backup = f"keep the original as {backup_name}" if config.keep_backup else "drop the original after it"
+    invalid = inspection.survey.invalid_total if inspection.survey else 0
+    handled = f", {invalid:,} invalid trade timestamps handled" if invalid else ""
     return (
         f"would copy and convert {rows:,} rows into {layout.MIGRATING_TABLE} "
         f"in about {count} chunk(s) ({parallel} at a time on MySQL/MariaDB, "
-        f"invalid_epochs={config.invalid_epochs!r}), verify, swap atomically and {backup}"
+        f"invalid_epochs={config.invalid_epochs!r}{handled}), verify, swap atomically and {backup}"
     )
