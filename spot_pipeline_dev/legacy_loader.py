@@ -36,7 +36,7 @@ from spot_pipeline.db.dialect import batched, is_mysql, qualified_name, quote_id
 from spot_pipeline.ohlcv.candles import Pair, candle_row
 from spot_pipeline.reference_data import parsing
 from spot_pipeline.timeutils import day_start, epoch_seconds
-from spot_pipeline_dev.legacy_tables import legacy_ohlcv_table
+from spot_pipeline_dev.legacy_tables import keyless_copy, legacy_ohlcv_table
 
 # The collations of the old tables in the field (the old server's default first).
 LEGACY_COLLATIONS = ("utf8mb4_general_ci", "utf8mb4_unicode_ci", "utf8mb4_bin")
@@ -106,7 +106,7 @@ class LegacyLoader:
             else:
                 # SQLite's CTAS would drop the declared types too, which the old server kept: copy
                 # the definition without its keys instead.
-                keyless = _keyless_copy(table, table.name + REBUILT_SUFFIX)
+                keyless = keyless_copy(table, table.name + REBUILT_SUFFIX)
                 keyless.create(self.connection)
                 self.connection.exec_driver_sql(f"INSERT INTO {rebuilt} SELECT * FROM {live}")
             self.connection.exec_driver_sql(f"DROP TABLE {live}")
@@ -153,15 +153,6 @@ class LegacyLoader:
         )
         for batch in batched(lenient, ROWS_PER_STATEMENT):
             self.connection.execute(statement, batch)
-
-
-def _keyless_copy(table: sa.Table, name: str) -> sa.Table:
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        *(sa.Column(column.name, column.type, nullable=column.nullable) for column in table.columns),
-        schema=table.schema,
-    )
 
 
 def _lenient(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -106,3 +106,23 @@ def insert_rows(connection: sa.Connection, table: sa.Table, rows: Iterable[Mappi
     if batch:
         connection.execute(table.insert(), batch)
     return len(batch)
+
+
+def keyless_copy(table: sa.Table, name: str | None = None) -> sa.Table:
+    """`table`'s columns under `name` (its own by default), without any key: what the old clean-up's
+    `CREATE TABLE ... AS SELECT` left."""
+    return sa.Table(
+        name or table.name,
+        sa.MetaData(),
+        *(sa.Column(column.name, column.type, nullable=column.nullable) for column in table.columns),
+        schema=table.schema,
+        **schema.MYSQL_TABLE_OPTIONS,
+    )
+
+
+def replace_with_keyless_table(connection: sa.Connection, table: sa.Table) -> sa.Table:
+    """Drop `table` and create it again without its keys."""
+    table.drop(connection, checkfirst=True)
+    keyless = keyless_copy(table)
+    keyless.create(connection)
+    return keyless
