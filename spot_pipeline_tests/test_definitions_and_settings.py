@@ -61,7 +61,7 @@ def test_the_ui_describes_every_job_schedule_and_sensor_and_names_every_assets_o
     repository = defs().get_repository_def()
     jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__")]
     automations = [*repository.schedule_defs, *repository.sensor_defs]
-    assert len(jobs) == 6 and len(automations) == 5
+    assert len(jobs) == 8 and len(automations) == 5
     assert all(item.description for item in [*jobs, *automations])
     assert all(job.owners and {"team", "layer", "source"} <= set(job.tags) for job in jobs)
     for spec in defs().resolve_all_asset_specs():
