@@ -115,10 +115,6 @@ def check_columns(table: sa.Table, columns: Sequence[str], what: str) -> None:
             )
 
 
-def table_exists(connection: sa.Connection, schema: str, table_name: str) -> bool:
-    return sa.inspect(connection).has_table(table_name, schema=schema)
-
-
 def survivor_order(
     columns: Sequence[sa.ColumnElement], key_columns: Sequence[str], order_column: str
 ) -> list[sa.ColumnElement]:
