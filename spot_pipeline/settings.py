@@ -1,7 +1,8 @@
 """Configuration from environment variables, validated when the definitions load.
 
 Secrets and URLs reach the resources as `dg.EnvVar`, so the Dagster UI shows the variable's name
-and never its value; tuning numbers are validated here and passed as plain values.
+and never its value; tuning numbers are validated here and passed as plain values. `secret_values`
+lists the secrets the process holds, for what must never repeat them (alert messages).
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import dagster as dg
+import sqlalchemy as sa
 
+from spot_pipeline.alerts.webhook import (
+    DEFAULT_WEBSERVER_URL,
+    AlertWebhook,
+    check_webhook_url,
+    check_webserver_url,
+)
 from spot_pipeline.ccdata import CCDataClient
 from spot_pipeline.ccdata.transport import check_base_url
 from spot_pipeline.ccdata.vocabulary import DEFAULT_DATA_API_URL, DEFAULT_MIN_API_URL
@@ -23,6 +32,10 @@ from spot_pipeline.db.inspection import check_identifier
 from spot_pipeline.db.resource import MarketDatabase
 
 DEFAULT_DB_FILE = Path("data") / "market.sqlite"
+# Variables named like these hold secrets too (DAGSTER_MYSQL_PASSWORD), whether or not they are settings.
+SECRET_NAME_PARTS = ("PASSWORD", "API_KEY", "SECRET", "TOKEN")
+# Shorter values are not masked: they would match ordinary text.
+MIN_SECRET_CHARS = 4
 
 
 class SettingsError(ValueError):
@@ -96,6 +109,8 @@ SETTINGS = {
         EnvSetting("CCDATA_MAX_RETRIES", "5", _non_negative_int),
         EnvSetting("OHLCV_START_DATE", "2017-01-01", _iso_date),
         EnvSetting("OHLCV_REVISION_DAYS", "3", _non_negative_int),
+        EnvSetting("ALERT_WEBHOOK_URL", None, check_webhook_url, secret=True),
+        EnvSetting("DAGSTER_WEBSERVER_URL", DEFAULT_WEBSERVER_URL, check_webserver_url),
     )
 }
 
@@ -155,7 +170,27 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.Co
             schema_name=schema_name,
             table_collation=read_setting("MARKET_DB_COLLATION", environ),
         ),
+        "alert_webhook": AlertWebhook(
+            url=dg.EnvVar("ALERT_WEBHOOK_URL") if environ.get("ALERT_WEBHOOK_URL") else None,
+            webserver_url=_from_env("DAGSTER_WEBSERVER_URL", environ),
+        ),
     }
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """Every secret the environment holds: the secret settings' values, the password inside
+    MARKET_DB_URL, and the value of any variable named like a secret."""
+    names = {name for name, setting in SETTINGS.items() if setting.secret}
+    names |= {name for name in environ if any(part in name.upper() for part in SECRET_NAME_PARTS)}
+    values = [environ[name].strip() for name in names if environ.get(name)]
+    url = environ.get("MARKET_DB_URL")
+    if url:
+        try:
+            password = sa.make_url(url.strip()).password or ""
+        except sa.exc.ArgumentError:
+            password = ""  # not a URL: its whole value is masked already
+        values += [password, quote_plus(password)]  # as decoded, and as written in the URL
+    return [value for value in values if len(value) >= MIN_SECRET_CHARS]
 
 
 def _market_schema(environ: Mapping[str, str]) -> str:

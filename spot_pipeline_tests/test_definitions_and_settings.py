@@ -61,7 +61,7 @@ def test_the_ui_describes_every_job_schedule_and_sensor_and_names_every_assets_o
     repository = defs().get_repository_def()
     jobs = [job for job in repository.get_all_jobs() if not job.name.startswith("__")]
     automations = [*repository.schedule_defs, *repository.sensor_defs]
-    assert len(jobs) == 8 and len(automations) == 5
+    assert len(jobs) == 8 and len(automations) == 7
     assert all(item.description for item in [*jobs, *automations])
     assert all(job.owners and {"team", "layer", "source"} <= set(job.tags) for job in jobs)
     for spec in defs().resolve_all_asset_specs():
@@ -72,6 +72,16 @@ def test_the_ui_describes_every_job_schedule_and_sensor_and_names_every_assets_o
         spec for spec in defs().resolve_all_asset_specs() if spec.key.path == ["cc_ohlcv_spot_1d_raw"]
     )
     assert candles.freshness_policy.deadline_cron == "0 3 * * *"
+
+
+def test_the_readme_names_every_job_schedule_and_sensor() -> None:
+    from spot_pipeline.definitions import defs
+
+    repository = defs().get_repository_def()
+    jobs = [job.name for job in repository.get_all_jobs() if not job.name.startswith("__")]
+    automations = [item.name for item in [*repository.schedule_defs, *repository.sensor_defs]]
+    readme = (ROOT / "README.md").read_text()
+    assert [name for name in [*jobs, *automations] if f"| `{name}` |" not in readme] == []
 
 
 def test_loading_the_code_location_prints_no_warning() -> None:
@@ -111,6 +121,18 @@ def test_daily_schedule_asks_for_yesterday_and_the_revision_days() -> None:
         ("MARKET_DB_SCHEMA", "market; DROP", "not a plain identifier"),
         ("MARKET_DB_SCHEMA", "m" * 65, "has 65 characters"),
         ("MARKET_DB_URL", "mysql://pipeline@db.internal/market", "needs the driver 'mysqldb'"),
+        (
+            "ALERT_WEBHOOK_URL",
+            "hooks.slack.com/services/T0/B0/x",
+            "ALERT_WEBHOOK_URL is invalid: expected the",
+        ),
+        ("ALERT_WEBHOOK_URL", "https://hooks.slack.com:port/x", "URL of an incoming webhook"),
+        (
+            "DAGSTER_WEBSERVER_URL",
+            "dagster.desk:3000",
+            "DAGSTER_WEBSERVER_URL='dagster.desk:3000' is invalid",
+        ),
+        ("DAGSTER_WEBSERVER_URL", "https://dagster.desk/?tab=runs", "without a query string"),
     ],
 )
 def test_invalid_settings_fail_naming_the_variable(name: str, value: str, message: str) -> None:
@@ -142,13 +164,30 @@ def test_database_url_errors_never_show_the_password() -> None:
     assert "s3cret-pw" not in str(error.value)
 
 
+def test_webhook_url_errors_never_show_the_url() -> None:
+    with pytest.raises(SettingsError) as error:
+        build_resources({"ALERT_WEBHOOK_URL": "ftp://hooks.example/services/T0/B0/s3cret-token"})
+    assert "ALERT_WEBHOOK_URL" in str(error.value) and "s3cret-token" not in str(error.value)
+
+
 def test_secrets_reach_resources_as_env_vars_not_values() -> None:
     resources = build_resources(
-        {"CCDATA_API_KEY": "key-123", "MARKET_DB_URL": "mysql+mysqlconnector://u:pw@127.0.0.1/market"}
+        {
+            "CCDATA_API_KEY": "key-123",
+            "MARKET_DB_URL": "mysql+mysqlconnector://u:pw@127.0.0.1/market",
+            "ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/token-456",
+        }
     )
     assert isinstance(resources["ccdata"].api_key, dg.EnvVar)
     assert isinstance(resources["market_db"].url, dg.EnvVar)
+    assert isinstance(resources["alert_webhook"].url, dg.EnvVar)
     assert "key-123" not in repr(resources["ccdata"])
+    assert "token-456" not in repr(resources["alert_webhook"])
+
+
+def test_without_a_webhook_url_alerts_are_off_and_links_point_at_the_local_ui() -> None:
+    webhook = build_resources({})["alert_webhook"]
+    assert webhook.url is None and webhook.run_url("r1") == "http://127.0.0.1:3000/runs/r1"
 
 
 def test_every_setting_is_documented() -> None:

@@ -1,0 +1,1 @@
+"""Alerts for the engineer on call: failed runs and failed or warning candle checks, posted to a webhook."""
